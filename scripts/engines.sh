@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Private container engines for ddiff's tests and fixtures.
+#
+#   eval "$(scripts/engines.sh start)"   # start (or reuse) a private dockerd, print exports
+#   scripts/engines.sh stop              # stop the dockerd named in our own pidfile
+#   scripts/engines.sh status            # exit 0 when our dockerd is alive and answering
+#
+# Everything lives under DIR = ${DDIFF_ENGINE_DIR:-/tmp/ddiff-engines}:
+#   data/ exec/ dockerd.pid docker.sock dockerd.log [storage.conf podman/]
+# Only the exports go to stdout; progress and errors go to stderr.
+#
+# Docker: Debian's docker.io (20.10), classic store, vfs driver, no iptables, no bridge,
+# listening on a private unix socket; it never touches /var/lib/docker or /run/docker.sock.
+# Podman: uses the machine's default storage (/var/lib/containers, overlay) when that works.
+# If it does not (e.g. overlay unsupported in a sandbox), a private vfs store under DIR is set
+# up and `export CONTAINERS_STORAGE_CONF=...` is printed too. DDIFF_PODMAN_VFS=1 forces that.
+set -euo pipefail
+
+DIR="${DDIFF_ENGINE_DIR:-/tmp/ddiff-engines}"
+PIDFILE="$DIR/dockerd.pid"
+SOCK="$DIR/docker.sock"
+LOG="$DIR/dockerd.log"
+START_TIMEOUT="${DDIFF_ENGINE_START_TIMEOUT:-60}"
+STOP_TIMEOUT="${DDIFF_ENGINE_STOP_TIMEOUT:-30}"
+
+log() { printf 'engines.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Prefer the docker CLI that ships with the daemon (Debian's docker.io puts it in /usr/bin);
+# a newer client elsewhere on PATH also works (it negotiates the API version down).
+docker_cli() {
+  if [ -x /usr/bin/docker ]; then echo /usr/bin/docker; else command -v docker; fi
+}
+
+# PID from our pidfile if that process is alive and is a dockerd; empty otherwise.
+our_pid() {
+  [ -s "$PIDFILE" ] || return 0
+  local pid
+  pid="$(tr -dc '0-9' <"$PIDFILE")"
+  [ -n "$pid" ] || return 0
+  if kill -0 "$pid" 2>/dev/null && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+    echo "$pid"
+  fi
+}
+
+docker_answers() {
+  DOCKER_HOST="unix://$SOCK" timeout 10 "$(docker_cli)" version --format '{{.Server.Version}}' \
+    >/dev/null 2>&1
+}
+
+wait_ready() {
+  local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
+  until docker_answers; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "dockerd (pid $pid) exited during startup; last lines of $LOG:"
+      tail -n 30 "$LOG" >&2 || true
+      exit 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "dockerd (pid $pid) did not answer on $SOCK within ${START_TIMEOUT}s; last lines of $LOG:"
+      tail -n 30 "$LOG" >&2 || true
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+
+start_docker() {
+  command -v dockerd >/dev/null || die "dockerd not found (apt-get install -y docker.io)"
+  mkdir -p "$DIR/data" "$DIR/exec"
+  local pid
+  pid="$(our_pid)"
+  if [ -n "$pid" ]; then
+    log "dockerd already running (pid $pid)"
+    wait_ready "$pid"
+    return 0
+  fi
+  rm -f "$PIDFILE" "$SOCK"
+  log "starting dockerd (log: $LOG)"
+  # setsid: own session, so the daemon outlives the caller's shell/job control.
+  setsid dockerd \
+    --iptables=false --bridge=none --storage-driver=vfs \
+    --data-root "$DIR/data" --exec-root "$DIR/exec" \
+    --pidfile "$PIDFILE" --host "unix://$SOCK" \
+    </dev/null >>"$LOG" 2>&1 &
+  pid=$!
+  wait_ready "$pid"
+  log "dockerd ready (pid $pid, server $(DOCKER_HOST="unix://$SOCK" "$(docker_cli)" version --format '{{.Server.Version}}'))"
+}
+
+# Prints nothing when podman's default storage works; otherwise prints the export for a
+# private vfs store under DIR.
+setup_podman() {
+  if ! command -v podman >/dev/null; then
+    log "warning: podman not found (apt-get install -y podman); skipping podman setup"
+    return 0
+  fi
+  local conf="$DIR/storage.conf"
+  if [ "${DDIFF_PODMAN_VFS:-0}" != 1 ] && [ -z "${CONTAINERS_STORAGE_CONF:-}" ] &&
+    podman info --format '{{.Store.GraphDriverName}}' >/dev/null 2>&1; then
+    return 0
+  fi
+  mkdir -p "$DIR/podman/root" "$DIR/podman/run"
+  cat >"$conf" <<EOF
+[storage]
+driver = "vfs"
+graphroot = "$DIR/podman/root"
+runroot = "$DIR/podman/run"
+EOF
+  if ! CONTAINERS_STORAGE_CONF="$conf" podman info --format '{{.Store.GraphDriverName}}' >/dev/null 2>&1; then
+    CONTAINERS_STORAGE_CONF="$conf" podman info >&2 || true
+    die "podman does not work, neither with default storage nor with vfs ($conf)"
+  fi
+  log "podman: using private vfs storage ($conf)"
+  echo "export CONTAINERS_STORAGE_CONF=$conf"
+}
+
+cmd_start() {
+  start_docker
+  local podman_exports
+  podman_exports="$(setup_podman)"
+  echo "export DOCKER_HOST=unix://$SOCK"
+  [ -z "$podman_exports" ] || echo "$podman_exports"
+}
+
+cmd_stop() {
+  local pid
+  pid="$(our_pid)"
+  if [ -z "$pid" ]; then
+    log "no dockerd of ours running (pidfile $PIDFILE)"
+    rm -f "$PIDFILE"
+    return 0
+  fi
+  log "stopping dockerd (pid $pid)"
+  kill -TERM "$pid"
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "dockerd (pid $pid) still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 1
+      break
+    fi
+    sleep 0.2
+  done
+  rm -f "$PIDFILE"
+  log "dockerd stopped"
+}
+
+cmd_status() {
+  local pid
+  pid="$(our_pid)"
+  if [ -n "$pid" ] && docker_answers; then
+    log "dockerd running (pid $pid) on unix://$SOCK"
+    return 0
+  fi
+  log "dockerd not running (pidfile $PIDFILE)"
+  return 1
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  *)
+    echo "usage: $0 start|stop|status   (DIR=\${DDIFF_ENGINE_DIR:-/tmp/ddiff-engines})" >&2
+    exit 2
+    ;;
+esac
