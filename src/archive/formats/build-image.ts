@@ -1,0 +1,100 @@
+import { ConfigError, layerCreators, parseConfig } from '../../image/config.js';
+import type { Image, Layer } from '../../image/image.js';
+import type { Compression } from '../../util/compression.js';
+import { isDigest, sha256, type Digest } from '../../util/digest.js';
+import type { Catalog } from '../catalog.js';
+
+/** A layer as a manifest names it, before its bytes are looked at. */
+export interface LayerRef {
+  path: string;
+  /** Digest the manifest records for the stored bytes (OCI descriptors, LayerSources). */
+  digest?: Digest;
+  mediaType?: string;
+}
+
+export interface ImageRefs {
+  configPath: string;
+  /** Digest the manifest records for the config, checked against the bytes. */
+  configDigest?: Digest;
+  layers: LayerRef[];
+  tags: string[];
+  manifestDigest?: Digest;
+}
+
+const CONTENT_ADDRESSED = /(?:^|\/)(?:sha256[:/])?([0-9a-f]{64})(?:\.json)?$/;
+
+/** The digest an entry's name promises (`blobs/sha256/<hex>`, `<hex>.json`, `<hex>`), if any. */
+export function digestFromName(path: string): Digest | undefined {
+  const match = CONTENT_ADDRESSED.exec(path);
+  return match ? `sha256:${match[1]}` : undefined;
+}
+
+const DOCKER_LAYER_MEDIA_TYPES: Record<Compression, string> = {
+  none: 'application/vnd.docker.image.rootfs.diff.tar',
+  gzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  bzip2: 'application/vnd.docker.image.rootfs.diff.tar',
+  xz: 'application/vnd.docker.image.rootfs.diff.tar',
+};
+
+/**
+ * Builds the image model from a config entry and the layer entries a manifest names. Reads
+ * the config and the first bytes of each layer; hashes a layer only when nothing else tells
+ * its stored digest (a compressed layer in a docker-archive).
+ */
+export async function buildImage(catalog: Catalog, refs: ImageRefs): Promise<Image> {
+  const configBytes = await catalog.bytes(refs.configPath);
+  const id = sha256(configBytes);
+  const promised = refs.configDigest ?? digestFromName(refs.configPath);
+  if (promised && promised !== id) {
+    throw catalog.fail(`config '${refs.configPath}' does not match its digest ${promised} (content hashes to ${id})`);
+  }
+  let config;
+  try {
+    config = parseConfig(JSON.parse(configBytes.toString('utf8')));
+  } catch (error) {
+    const problem = error instanceof ConfigError ? error.message : `not valid JSON (${(error as Error).message})`;
+    throw catalog.fail(`config '${refs.configPath}': ${problem}`);
+  }
+  if (config.diffIds.length !== refs.layers.length) {
+    throw catalog.fail(
+      `config '${refs.configPath}' lists ${config.diffIds.length} diff_ids but the manifest names ${refs.layers.length} layers`,
+    );
+  }
+  const creators = layerCreators(config);
+  const layers: Layer[] = [];
+  for (const [i, ref] of refs.layers.entries()) {
+    const diffId = config.diffIds[i]!;
+    if (!catalog.has(ref.path)) {
+      throw catalog.fail(`layer ${i + 1} ('${ref.path}', diffID ${diffId}) is missing from the archive`);
+    }
+    const entry = catalog.entry(ref.path);
+    const compression = await catalog.compressionOf(ref.path);
+    let digest = ref.digest ?? digestFromName(entry.name) ?? digestFromName(ref.path);
+    if (!digest || (compression !== 'none' && !ref.digest && digest === diffId)) {
+      digest = compression === 'none' ? diffId : (await catalog.facts(ref.path, false)).digest;
+    }
+    const layer: Layer = {
+      diffId,
+      digest,
+      mediaType: ref.mediaType ?? DOCKER_LAYER_MEDIA_TYPES[compression],
+      compression,
+      size: entry.size,
+      path: entry.name,
+    };
+    const createdBy = creators[i];
+    if (createdBy !== undefined) layer.createdBy = createdBy;
+    layers.push(layer);
+  }
+  const image: Image = { tags: refs.tags, id, platform: config.platform, configBytes, layers, history: config.history };
+  if (refs.manifestDigest) image.manifestDigest = refs.manifestDigest;
+  return image;
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function optionalDigest(value: unknown): Digest | undefined {
+  return isDigest(value) ? value : undefined;
+}

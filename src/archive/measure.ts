@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { decompressor, detectCompression, type Compression } from '../util/compression.js';
+import type { Digest } from '../util/digest.js';
+
+/** What hashing one entry's bytes tells: its digest as stored and, where asked, its diffID. */
+export interface EntryFacts {
+  digest: Digest;
+  size: number;
+  compression: Compression;
+  /** sha256 of the decompressed bytes; equal to `digest` when the bytes are not compressed. */
+  diffId?: Digest;
+}
+
+export interface MeasureOptions {
+  /** Also decompress compressed bytes to learn their diffID. */
+  wantDiffId: boolean;
+  /** Keep the bytes in memory when they look like JSON and are at most this long. */
+  keepJsonUpTo: number;
+  source: string;
+}
+
+const HEAD_BYTES = 6;
+
+function looksLikeJson(head: Buffer): boolean {
+  for (const byte of head) {
+    if (byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09) continue;
+    return byte === 0x7b || byte === 0x5b; // { or [
+  }
+  return false;
+}
+
+/**
+ * Reads a stream once: hashes it, detects its compression from magic bytes, optionally hashes
+ * its decompressed form, and keeps it only when it is small JSON (configs, manifests).
+ */
+export async function measure(
+  stream: AsyncIterable<unknown>,
+  options: MeasureOptions,
+): Promise<{ facts: EntryFacts; kept?: Buffer }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  let head = Buffer.alloc(0);
+  let compression: Compression | undefined;
+  let keep: Buffer[] | undefined;
+  let inflate: ReturnType<typeof decompressor> | undefined;
+  let inflated: Promise<Digest> | undefined;
+
+  const start = (firstBytes: Buffer): void => {
+    compression = detectCompression(firstBytes);
+    if (looksLikeJson(firstBytes)) keep = [];
+    if (compression !== 'none' && options.wantDiffId) {
+      const inflater = decompressor(compression, options.source);
+      inflate = inflater;
+      inflated = (async () => {
+        const inner = createHash('sha256');
+        for await (const chunk of inflater) inner.update(chunk as Buffer);
+        return `sha256:${inner.digest('hex')}` as Digest;
+      })();
+      inflated.catch(() => undefined); // observed below; avoid an unhandled rejection meanwhile
+    }
+  };
+  const feed = async (chunk: Buffer): Promise<void> => {
+    if (keep) {
+      if (size <= options.keepJsonUpTo) keep.push(chunk);
+      else keep = undefined;
+    }
+    if (inflate && !inflate.write(chunk)) await Promise.race([once(inflate, 'drain'), inflated]);
+  };
+
+  for await (const data of stream) {
+    const chunk = data as Buffer;
+    hash.update(chunk);
+    size += chunk.length;
+    if (compression === undefined) {
+      head = Buffer.concat([head, chunk]);
+      if (head.length < HEAD_BYTES) continue;
+      start(head);
+      await feed(head);
+      continue;
+    }
+    await feed(chunk);
+  }
+  if (compression === undefined) {
+    start(head);
+    if (head.length > 0) await feed(head);
+  }
+  let diffId: Digest | undefined;
+  const digest: Digest = `sha256:${hash.digest('hex')}`;
+  if (inflate && inflated) {
+    inflate.end();
+    diffId = await inflated;
+  } else if (compression === 'none') {
+    diffId = digest;
+  }
+  const facts: EntryFacts = { digest, size, compression: compression ?? 'none' };
+  if (diffId) facts.diffId = diffId;
+  const kept = keep && size <= options.keepJsonUpTo ? Buffer.concat(keep) : undefined;
+  return kept ? { facts, kept } : { facts };
+}

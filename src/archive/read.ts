@@ -1,0 +1,71 @@
+import pLimit from 'p-limit';
+import type { Image } from '../image/image.js';
+import type { Catalog } from './catalog.js';
+import { digestFromName } from './formats/build-image.js';
+import { readDockerArchive } from './formats/docker-archive.js';
+import { readDockerDir } from './formats/docker-dir.js';
+import { readOciLayout, type AbsentManifest } from './formats/oci-layout.js';
+import { DigestMismatchError } from '../errors.js';
+
+export type Layout = 'docker-archive' | 'oci-layout' | 'docker-dir';
+
+export interface ArchiveContents {
+  layout: Layout;
+  images: Image[];
+  /** Manifests an index names whose blobs the archive does not hold (other platforms). */
+  absent: AbsentManifest[];
+}
+
+/** Finds the layout of a catalog and reads every image in it (metadata only). */
+export async function readImages(catalog: Catalog): Promise<ArchiveContents> {
+  if (catalog.has('manifest.json')) {
+    const manifest = await catalog.readJson('manifest.json');
+    if (Array.isArray(manifest)) {
+      const images = await readDockerArchive(catalog, manifest);
+      return { layout: 'docker-archive', images, absent: [] };
+    }
+    if (!catalog.has('index.json')) {
+      return { layout: 'docker-dir', images: await readDockerDir(catalog, manifest), absent: [] };
+    }
+  }
+  if (catalog.has('index.json')) {
+    const { images, absent } = await readOciLayout(catalog, await catalog.readJson('index.json'));
+    return { layout: 'oci-layout', images, absent };
+  }
+  const hint = catalog.names().length === 0 ? 'it holds no entries' : 'no manifest.json or index.json';
+  throw catalog.fail(`not an image archive (${hint})`);
+}
+
+/**
+ * Reads every layer's bytes once and checks them: the stored digest against the digest the
+ * archive records, and the uncompressed digest against the config's diffID wherever it is
+ * computed (uncompressed layers, and compressed layers no manifest digest vouches for).
+ */
+export async function verifyLayers(catalog: Catalog, images: Image[], concurrency = 2): Promise<void> {
+  const limit = pLimit(concurrency);
+  const checked = new Set<string>();
+  const jobs: Promise<void>[] = [];
+  for (const image of images) {
+    for (const layer of image.layers) {
+      const key = `${layer.path}\0${layer.diffId}`;
+      if (checked.has(key)) continue;
+      checked.add(key);
+      jobs.push(
+        limit(async () => {
+          // Stored bytes named by their digest are checked by that digest; others, when
+          // compressed, by decompressing them against the diffID.
+          const vouched = digestFromName(layer.path) !== undefined;
+          const facts = await catalog.facts(layer.path, layer.compression !== 'none' && !vouched);
+          const name = `layer '${layer.path}' (diffID ${layer.diffId})`;
+          if (facts.digest !== layer.digest) {
+            throw new DigestMismatchError(catalog.source, `${name} is corrupt: its bytes hash to ${facts.digest}, expected ${layer.digest}`);
+          }
+          if (facts.diffId !== undefined && facts.diffId !== layer.diffId) {
+            throw new DigestMismatchError(catalog.source, `${name} is corrupt: its uncompressed bytes hash to ${facts.diffId}`);
+          }
+        }),
+      );
+    }
+  }
+  await Promise.all(jobs);
+}

@@ -1,0 +1,134 @@
+import { spawn, spawnSync } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { EngineError, UsageError } from '../errors.js';
+import type { Platform } from '../image/image.js';
+import { isDigest, type Digest } from '../util/digest.js';
+
+export type EngineName = 'docker' | 'podman';
+
+export interface EngineChoice {
+  engine?: string;
+}
+
+/** What `image inspect` tells of a local image: enough to diff against it without saving it. */
+export interface EngineImage {
+  id: Digest;
+  tags: string[];
+  platform: Platform;
+  diffIds: Digest[];
+}
+
+function isEngineName(value: string | undefined): value is EngineName {
+  return value === 'docker' || value === 'podman';
+}
+
+function answers(command: string, args: string[]): boolean {
+  try {
+    return spawnSync(command, args, { stdio: 'ignore', timeout: 20_000 }).status === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** A local container engine driven through its CLI (`docker` or `podman`). */
+export class Engine {
+  readonly name: EngineName;
+
+  constructor(name: EngineName) {
+    this.name = name;
+  }
+
+  /**
+   * The engine to use: `--engine`, else `DDIFF_ENGINE`, else Podman when `DDIFF_FORCE_PODMAN=1`
+   * (as the original tool had), else Docker when its daemon answers, else Podman.
+   */
+  static choose(choice: EngineChoice = {}): Engine {
+    const requested = choice.engine ?? process.env.DDIFF_ENGINE;
+    if (requested !== undefined && requested !== '') {
+      if (!isEngineName(requested)) throw new UsageError(`unknown engine '${requested}' (expected docker or podman)`);
+      return new Engine(requested);
+    }
+    if (process.env.DDIFF_FORCE_PODMAN === '1') return new Engine('podman');
+    if (answers('docker', ['version', '--format', '{{.Server.Version}}'])) return new Engine('docker');
+    if (answers('podman', ['version'])) return new Engine('podman');
+    throw new EngineError('no container engine answers (tried docker, then podman); pass image archives instead');
+  }
+
+  /** Runs the engine CLI; resolves with stdout, rejects with the engine's own message. */
+  run(args: string[], io: { stdin?: Readable; stdout?: Writable } = {}): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.name, args, { stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      const { stdout, stderr } = child as unknown as { stdout: Readable; stderr: Readable };
+      if (io.stdout) stdout.pipe(io.stdout);
+      else stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
+      stderr.setEncoding('utf8').on('data', (t: string) => {
+        if (err.length < 16_384) err += t;
+      });
+      if (io.stdin && child.stdin) {
+        io.stdin.on('error', (error) => {
+          child.kill('SIGTERM');
+          reject(error);
+        });
+        child.stdin.on('error', () => undefined); // EPIPE when the engine quits early: reported by its exit
+        io.stdin.pipe(child.stdin);
+      }
+      child.on('error', (error) =>
+        reject(new EngineError(`${this.name} could not be started: ${error.message}`, { cause: error })),
+      );
+      child.on('close', (code) => {
+        if (code === 0) resolve(out);
+        else reject(new EngineError(`${this.name} ${args[0]} ${args[1] ?? ''} failed: ${err.trim() || `exit ${code}`}`.replace(/ +/g, ' ')));
+      });
+    });
+  }
+
+  async inspect(ref: string): Promise<EngineImage> {
+    let text: string;
+    try {
+      text = await this.run(['image', 'inspect', '--format', '{{json .}}', ref]);
+    } catch (error) {
+      throw new EngineError(`${ref}: no such local image in ${this.name} (${(error as Error).message})`, { cause: error });
+    }
+    const doc = JSON.parse(text.trim().split('\n')[0] ?? '{}') as Record<string, unknown>;
+    const rootfs = (doc.RootFS ?? {}) as { Layers?: unknown[] };
+    const id = String(doc.Id ?? '');
+    const fullId = id.startsWith('sha256:') ? id : `sha256:${id}`;
+    if (!isDigest(fullId)) throw new EngineError(`${this.name} image inspect ${ref}: unexpected image ID '${id}'`);
+    const platform: Platform = { os: String(doc.Os ?? 'linux'), architecture: String(doc.Architecture ?? 'unknown') };
+    if (typeof doc.Variant === 'string' && doc.Variant) platform.variant = doc.Variant;
+    return {
+      id: fullId,
+      tags: Array.isArray(doc.RepoTags) ? doc.RepoTags.map(String) : [],
+      platform,
+      diffIds: (rootfs.Layers ?? []).filter(isDigest),
+    };
+  }
+
+  /** `save` of the given images into a docker-archive file. */
+  async save(refs: string[], file: string): Promise<void> {
+    const args = ['save', '-o', file];
+    if (this.name === 'podman' && refs.length > 1) args.push('--multi-image-archive');
+    if (this.name === 'podman') args.push('--format', 'docker-archive');
+    await this.run([...args, ...refs]);
+  }
+
+  /** Feeds an archive stream to `load`; resolves with what the engine printed. */
+  load(archive: Readable): Promise<string> {
+    return this.run(this.name === 'podman' ? ['load'] : ['load'], { stdin: archive });
+  }
+
+  /** True when Docker keeps images in its classic graphdriver store (not containerd's). */
+  async hasClassicStore(): Promise<boolean> {
+    if (this.name !== 'docker') return false;
+    const out = await this.run(['info', '--format', '{{json .DriverStatus}}']);
+    return !out.includes('io.containerd.snapshotter');
+  }
+
+  /** IDs of all local images. */
+  async imageIds(): Promise<string[]> {
+    const out = await this.run(['images', '-q', '--no-trunc']);
+    return [...new Set(out.split('\n').map((l) => l.trim()).filter(Boolean))];
+  }
+}

@@ -1,0 +1,55 @@
+import type { Compression } from '../util/compression.js';
+import type { Digest } from '../util/digest.js';
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+export interface HistoryEntry {
+  createdBy: string;
+  created?: string;
+  emptyLayer: boolean;
+}
+
+/** One layer of an image, as stored in a particular archive. */
+export interface Layer {
+  /** sha256 of the uncompressed layer tar, from the config's rootfs.diff_ids. */
+  diffId: Digest;
+  /** sha256 of the bytes as stored in this archive (compressed or not). */
+  digest: Digest;
+  mediaType: string;
+  compression: Compression;
+  /** Bytes as stored. */
+  size: number;
+  /** The history line that created this layer, when the config has one. */
+  createdBy?: string;
+  /** Entry name of the stored bytes inside the archive. */
+  path: string;
+}
+
+/** One image, whatever layout it was read from. */
+export interface Image {
+  tags: string[];
+  /** Image ID: digest of the config bytes exactly as stored. */
+  id: Digest;
+  platform: Platform;
+  configBytes: Buffer;
+  /** Digest of the registry manifest, when the archive has one (OCI layouts). */
+  manifestDigest?: Digest;
+  layers: Layer[];
+  history: HistoryEntry[];
+}
+
+export function formatPlatform(platform: Platform): string {
+  return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/');
+}
+
+export function parsePlatform(text: string): Platform {
+  const [os, architecture, variant] = text.split('/');
+  if (!os || !architecture) throw new Error(`platform '${text}' is not of the form os/arch[/variant]`);
+  return variant ? { os, architecture, variant } : { os, architecture };
+}
+
+export const EMPTY_LAYER_DIFF_ID: Digest = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';

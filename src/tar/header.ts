@@ -1,0 +1,109 @@
+/**
+ * Decoding of 512-byte tar headers (ustar, GNU and PAX forms), for walking a seekable archive
+ * without reading the entries' data. Streams are read with tar-stream instead.
+ */
+export const BLOCK = 512;
+
+export type EntryType = 'file' | 'directory' | 'symlink' | 'link' | 'other';
+
+export interface RawHeader {
+  name: string;
+  size: number;
+  type: EntryType;
+  /** The raw typeflag: `x`/`g` (PAX) and `L`/`K` (GNU long names) are metadata for the next entry. */
+  flag: string;
+  linkname: string;
+}
+
+export class TarFormatError extends Error {}
+
+function readString(block: Buffer, offset: number, length: number): string {
+  const end = block.indexOf(0, offset);
+  return block.toString('utf8', offset, end === -1 || end > offset + length ? offset + length : end);
+}
+
+function readNumber(block: Buffer, offset: number, length: number): number {
+  const field = block.subarray(offset, offset + length);
+  if ((field[0]! & 0x80) !== 0) {
+    // GNU base-256: big-endian two's complement, first byte's top bit is the marker.
+    let value = field[0]! & 0x7f;
+    for (let i = 1; i < field.length; i++) value = value * 256 + field[i]!;
+    return value;
+  }
+  const text = field.toString('latin1').replace(/\0.*$/s, '').trim();
+  if (text === '') return 0;
+  if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`bad numeric field '${text}'`);
+  return parseInt(text, 8);
+}
+
+export function isZeroBlock(block: Buffer): boolean {
+  for (let i = 0; i < block.length; i++) if (block[i] !== 0) return false;
+  return true;
+}
+
+function checksumOk(block: Buffer): boolean {
+  const stored = readNumber(block, 148, 8);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
+  return sum === stored;
+}
+
+function typeOf(flag: string): EntryType {
+  switch (flag) {
+    case '0':
+    case '\0':
+    case '7':
+      return 'file';
+    case '5':
+      return 'directory';
+    case '2':
+      return 'symlink';
+    case '1':
+      return 'link';
+    default:
+      return 'other';
+  }
+}
+
+/** Decodes one header block; throws TarFormatError when it is not a valid tar header. */
+export function decodeHeader(block: Buffer): RawHeader {
+  if (block.length < BLOCK) throw new TarFormatError('short header block');
+  if (!checksumOk(block)) throw new TarFormatError('header checksum mismatch');
+  const flag = String.fromCharCode(block[156]!);
+  let name = readString(block, 0, 100);
+  const magic = block.toString('latin1', 257, 263);
+  if (magic === 'ustar\u000000' || magic === 'ustar\0') {
+    const prefix = readString(block, 345, 155);
+    if (prefix) name = `${prefix}/${name}`;
+  }
+  return {
+    name,
+    size: readNumber(block, 124, 12),
+    type: typeOf(flag),
+    flag,
+    linkname: readString(block, 157, 100),
+  };
+}
+
+/** Parses PAX extended header records (`<len> key=value\n`). */
+export function decodePax(data: Buffer): Record<string, string> {
+  const records: Record<string, string> = {};
+  let offset = 0;
+  while (offset < data.length) {
+    const space = data.indexOf(0x20, offset);
+    if (space === -1) break;
+    const length = parseInt(data.toString('latin1', offset, space), 10);
+    if (!Number.isFinite(length) || length <= 0 || offset + length > data.length) {
+      throw new TarFormatError('bad PAX record');
+    }
+    const record = data.toString('utf8', space + 1, offset + length - 1);
+    const eq = record.indexOf('=');
+    if (eq > 0) records[record.slice(0, eq)] = record.slice(eq + 1);
+    offset += length;
+  }
+  return records;
+}
+
+export function paddedSize(size: number): number {
+  return Math.ceil(size / BLOCK) * BLOCK;
+}
