@@ -1,0 +1,48 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Repository root (tests run from dist/test/...). */
+export const repoRoot = join(here, '..', '..', '..');
+export const cliPath = join(repoRoot, 'dist', 'src', 'cli.js');
+export const fixturesDir = join(repoRoot, 'fixtures');
+export const sharedRealDir = join(repoRoot, '..', 'shared', 'fixtures', 'real');
+const rssReporter = join(here, 'report-rss.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Peak resident set size of the ddiff process, in bytes. */
+  maxRss: number;
+}
+
+/** Runs the built CLI as a user would, optionally feeding stdin; never throws on a non-zero exit. */
+export function runCli(
+  args: string[],
+  options: { stdin?: NodeJS.ReadableStream | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', rssReporter, cliPath, ...args], {
+      cwd: options.cwd ?? repoRoot,
+      env: { ...process.env, NO_COLOR: '1', ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    child.stdin.on('error', () => undefined);
+    if (Buffer.isBuffer(options.stdin)) child.stdin.end(options.stdin);
+    else if (options.stdin) options.stdin.pipe(child.stdin);
+    else child.stdin.end();
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const match = /\nddiff-test-maxrss=(\d+)\n?$/.exec(stderr);
+      const maxRss = match ? Number(match[1]) * 1024 : 0;
+      if (match) stderr = stderr.slice(0, match.index + 1);
+      resolve({ code: code ?? -1, stdout, stderr, maxRss });
+    });
+  });
+}
