@@ -32,13 +32,21 @@ docker_cli() {
   if [ -x /usr/bin/docker ]; then echo /usr/bin/docker; else command -v docker; fi
 }
 
+# Alive and not a zombie (a daemon reparented to a PID 1 that reaps slowly stays a zombie).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 # PID from our pidfile if that process is alive and is a dockerd; empty otherwise.
 our_pid() {
   [ -s "$PIDFILE" ] || return 0
   local pid
   pid="$(tr -dc '0-9' <"$PIDFILE")"
   [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+  if alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
     echo "$pid"
   fi
 }
@@ -51,7 +59,7 @@ docker_answers() {
 wait_ready() {
   local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
   until docker_answers; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       log "dockerd (pid $pid) exited during startup; last lines of $LOG:"
       tail -n 30 "$LOG" >&2 || true
       exit 1
@@ -76,6 +84,15 @@ start_docker() {
     return 0
   fi
   rm -f "$PIDFILE" "$SOCK"
+  # A dockerd killed hard leaves its managed containerd's pidfile; dockerd would take a live
+  # unrelated process with that PID for containerd and never connect. Keep it only if it is one.
+  local cpidf="$DIR/exec/containerd/containerd.pid" cpid
+  if [ -s "$cpidf" ]; then
+    cpid="$(tr -dc '0-9' <"$cpidf")"
+    if [ -z "$cpid" ] || ! alive "$cpid" || [ "$(cat "/proc/$cpid/comm" 2>/dev/null)" != containerd ]; then
+      rm -f "$cpidf"
+    fi
+  fi
   log "starting dockerd (log: $LOG)"
   # setsid: own session, so the daemon outlives the caller's shell/job control.
   setsid dockerd \
@@ -123,18 +140,29 @@ cmd_start() {
   [ -z "$podman_exports" ] || echo "$podman_exports"
 }
 
+# dockerd bind-mounts its data root onto itself (to make it a private mount) and undoes that on a
+# clean exit; a hard kill leaves the mount behind. Only ever touches $DIR/data.
+unmount_leftovers() {
+  local n=0
+  while mountpoint -q "$DIR/data" 2>/dev/null && [ "$n" -lt 10 ]; do
+    umount "$DIR/data" 2>/dev/null || umount -l "$DIR/data" 2>/dev/null || true
+    n=$((n + 1))
+  done
+}
+
 cmd_stop() {
   local pid
   pid="$(our_pid)"
   if [ -z "$pid" ]; then
     log "no dockerd of ours running (pidfile $PIDFILE)"
     rm -f "$PIDFILE"
+    unmount_leftovers
     return 0
   fi
   log "stopping dockerd (pid $pid)"
   kill -TERM "$pid"
   local deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     if [ "$SECONDS" -ge "$deadline" ]; then
       log "dockerd (pid $pid) still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
@@ -144,6 +172,7 @@ cmd_stop() {
     sleep 0.2
   done
   rm -f "$PIDFILE"
+  unmount_leftovers
   log "dockerd stopped"
 }
 
