@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
+import { diff, type DiffOptions, type Reporter } from './commands/diff.js';
 import { list } from './commands/list.js';
+import { load, type LoadOptions } from './commands/load.js';
 import { DdiffError, errorMessage } from './errors.js';
 
 const engineOption = () =>
@@ -27,8 +29,37 @@ export function buildProgram(): Command {
       await list(inputs, options, out);
     });
 
+  program
+    .command('diff')
+    .description("write a bundle of the target images' layers that the base lacks")
+    .argument('<base>', 'base: image reference, archive file or layout directory')
+    .argument('<target...>', 'target(s): image reference, archive file or layout directory')
+    .option('-o, --output <file>', 'bundle file (- for stdout; default <name>_<tag>.ddiff)')
+    .option('--level <n>', 'gzip level for layers that arrive uncompressed (1-9)', '6')
+    .option('--platform <os/arch[/variant]>', 'platform to take from multi-platform targets (default: this host)')
+    .option('--json', 'print a JSON summary')
+    .addOption(engineOption())
+    .action(async (base: string, targets: string[], options: DiffOptions) => {
+      await diff(base, targets, options, reporter);
+    });
+
+  program
+    .command('load')
+    .description('verify a bundle, rebuild the full image from the base, and load it (or write it with -o)')
+    .argument('<bundle>', 'bundle file written by ddiff diff')
+    .option('--base <ref|archive>', 'where the base layers are (default: the recorded base, else any local image holding them)')
+    .option('-o, --output <file>', 'write the rebuilt image archive here instead of loading it (- for stdout)')
+    .option('--image <tag|id>', 'load only this image of the bundle')
+    .option('--json', 'print a JSON summary')
+    .addOption(engineOption())
+    .action(async (bundle: string, options: LoadOptions) => {
+      await load(bundle, options, reporter);
+    });
+
   return program;
 }
+
+const reporter: Reporter = { out, warn: (text) => process.stderr.write(`${text}\n`) };
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();

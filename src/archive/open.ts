@@ -1,4 +1,6 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { ArchiveError, DdiffError } from '../errors.js';
@@ -42,19 +44,72 @@ async function scanStream(input: Readable, source: string, head: Buffer): Promis
 
 /** Peeks at the first bytes of a stream without losing them. */
 async function peek(input: Readable): Promise<{ head: Buffer; stream: Readable }> {
+  // One iterator for both the peek and the rest: leaving a `for await` loop early (break)
+  // would destroy the input, and the rest of the stream would fail with an AbortError.
+  const iterator = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let length = 0;
-  for await (const chunk of input) {
-    chunks.push(chunk as Buffer);
-    length += (chunk as Buffer).length;
-    if (length >= BLOCK) break;
+  let ended = false;
+  while (length < BLOCK) {
+    const next = await iterator.next();
+    if (next.done) {
+      ended = true;
+      break;
+    }
+    chunks.push(next.value);
+    length += next.value.length;
   }
   const head = Buffer.concat(chunks);
   async function* rest(): AsyncGenerator<Buffer> {
-    yield head;
-    for await (const chunk of input) yield chunk as Buffer;
+    if (head.length > 0) yield head;
+    if (ended) return;
+    let finished = false;
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) {
+          finished = true;
+          return;
+        }
+        yield next.value;
+      }
+    } finally {
+      if (!finished) await iterator.return?.(); // the reader stopped early: release the input
+    }
   }
   return { head, stream: Readable.from(rest()) };
+}
+
+/**
+ * Opens an archive so that its entries can be read more than once: files and directories as
+ * they are; a compressed file or stdin is first decompressed into a file under `spoolDir`.
+ */
+export async function openSeekableArchive(input: string, spoolDir: string, stdin: Readable = process.stdin): Promise<Catalog> {
+  if (input !== '-') {
+    const info = await stat(input).catch(() => undefined);
+    if (info?.isDirectory()) return DirectoryCatalog.open(input);
+    if (info && info.size > 0 && detectCompression(await readHead(input)) === 'none') return openArchive(input);
+    if (!info || info.size === 0) return openArchive(input); // reports the problem
+  }
+  const source = input === '-' ? '<stdin>' : input;
+  const raw = input === '-' ? stdin : createReadStream(input, { highWaterMark: 1 << 20 });
+  const { head, stream } = await peek(raw);
+  if (head.length === 0) throw new ArchiveError(source, 'input is empty');
+  const compression = detectCompression(head);
+  const spool = join(spoolDir, `spool-${Date.now()}-${Math.random().toString(16).slice(2)}.tar`);
+  try {
+    await pipeline(stream, decompressor(compression, source), createWriteStream(spool));
+  } catch (error) {
+    if (error instanceof DdiffError) throw error;
+    throw new ArchiveError(source, `cannot read ${compression === 'none' ? '' : `${compression} `}data: ${(error as Error).message}`, { cause: error });
+  }
+  checkTarHead(source, await readHead(spool));
+  try {
+    return await TarFileCatalog.open(spool, source);
+  } catch (error) {
+    if (error instanceof DdiffError) throw error;
+    throw new ArchiveError(source, (error as Error).message, { cause: error });
+  }
 }
 
 /**

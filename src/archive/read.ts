@@ -22,7 +22,17 @@ export async function readImages(catalog: Catalog): Promise<ArchiveContents> {
     const manifest = await catalog.readJson('manifest.json');
     if (Array.isArray(manifest)) {
       const images = await readDockerArchive(catalog, manifest);
-      return { layout: 'docker-archive', images, absent: [] };
+      if (!catalog.has('index.json')) return { layout: 'docker-archive', images, absent: [] };
+      // Docker ≥ 25 and containerd exports are OCI layouts too, and their manifest.json may
+      // name only the host platform (ctr export --all-platforms): the index's other images
+      // are in the archive as well.
+      const oci = await readOciLayout(catalog, await catalog.readJson('index.json'));
+      const ids = new Set(images.map((image) => image.id));
+      for (const image of oci.images) {
+        if (!ids.has(image.id)) images.push(image);
+        ids.add(image.id);
+      }
+      return { layout: 'docker-archive', images, absent: oci.absent };
     }
     if (!catalog.has('index.json')) {
       return { layout: 'docker-dir', images: await readDockerDir(catalog, manifest), absent: [] };

@@ -16,13 +16,14 @@ export class TarFileCatalog extends Catalog {
   readonly path: string;
   private readonly factsCache = new Map<string, Promise<EntryFacts>>();
 
-  private constructor(path: string) {
-    super(path);
+  private constructor(path: string, source: string) {
+    super(source);
     this.path = path;
   }
 
-  static async open(path: string): Promise<TarFileCatalog> {
-    const catalog = new TarFileCatalog(path);
+  /** `source` names the archive in messages when `path` is a spooled copy of it. */
+  static async open(path: string, source: string = path): Promise<TarFileCatalog> {
+    const catalog = new TarFileCatalog(path, source);
     let entries;
     try {
       entries = await indexTarFile(path);

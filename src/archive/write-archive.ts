@@ -1,0 +1,107 @@
+import type { Readable, Writable } from 'node:stream';
+import { TarWriter } from '../tar/writer.js';
+import type { Compression } from '../util/compression.js';
+import { hexOf, sha256, type Digest } from '../util/digest.js';
+
+/** A layer to write: where its stored bytes come from. */
+export interface SourceLayer {
+  diffId: Digest;
+  digest: Digest;
+  size: number;
+  compression: Compression;
+  open: () => Readable;
+}
+
+export interface ArchiveImage {
+  id: Digest;
+  configBytes: Buffer;
+  tags: string[];
+  layers: SourceLayer[];
+}
+
+const LAYER_TYPES: Record<Compression, string> = {
+  none: 'application/vnd.oci.image.layer.v1.tar',
+  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  bzip2: 'application/vnd.oci.image.layer.v1.tar',
+  xz: 'application/vnd.oci.image.layer.v1.tar',
+};
+
+const blob = (digest: Digest) => `blobs/sha256/${hexOf(digest)}`;
+
+/** The OCI ref-name annotation wants the tag alone; containerd's wants the full name. */
+function annotationsFor(tag: string): Record<string, string> {
+  const colon = tag.lastIndexOf(':');
+  const bare = colon > tag.lastIndexOf('/') ? tag.slice(colon + 1) : 'latest';
+  return { 'io.containerd.image.name': tag, 'org.opencontainers.image.ref.name': bare };
+}
+
+/**
+ * Writes images as Docker ≥ 25 does: an OCI layout (`oci-layout`, `index.json`, `blobs/`)
+ * plus a docker-save `manifest.json`, which Docker 20.10+, Podman and skopeo all load.
+ *
+ * With `omit`, the files of those layers are left out and only `manifest.json` is written: the
+ * shape Docker's classic store loads when it already holds those layers' chain.
+ */
+export async function writeImageArchive(
+  output: Writable,
+  images: ArchiveImage[],
+  options: { omit?: ReadonlySet<Digest> } = {},
+): Promise<void> {
+  const writer = new TarWriter(output);
+  try {
+    const written = new Set<string>();
+    const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
+    const index: { mediaType: string; digest: Digest; size: number; annotations?: Record<string, string> }[] = [];
+    const partial = options.omit !== undefined && options.omit.size > 0;
+    for (const image of images) {
+      const layerPaths: string[] = [];
+      for (const layer of image.layers) {
+        if (options.omit?.has(layer.diffId)) {
+          layerPaths.push(blob(layer.diffId));
+          continue;
+        }
+        const path = blob(layer.digest);
+        layerPaths.push(path);
+        if (written.has(path)) continue;
+        written.add(path);
+        await writer.addStream(path, layer.size, layer.open());
+      }
+      const configPath = blob(image.id);
+      if (!written.has(configPath)) {
+        written.add(configPath);
+        await writer.addBuffer(configPath, image.configBytes);
+      }
+      dockerManifest.push({ Config: configPath, RepoTags: image.tags, Layers: layerPaths });
+      if (partial) continue;
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: image.id, size: image.configBytes.length },
+          layers: image.layers.map((l) => ({ mediaType: LAYER_TYPES[l.compression], digest: l.digest, size: l.size })),
+        }),
+      );
+      const manifestDigest = sha256(manifest);
+      if (!written.has(blob(manifestDigest))) {
+        written.add(blob(manifestDigest));
+        await writer.addBuffer(blob(manifestDigest), manifest);
+      }
+      const descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length };
+      if (image.tags.length === 0) index.push(descriptor);
+      for (const tag of image.tags) index.push({ ...descriptor, annotations: annotationsFor(tag) });
+    }
+    if (!partial) {
+      await writer.addBuffer(
+        'index.json',
+        JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: index }),
+      );
+      await writer.addBuffer('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    }
+    await writer.addBuffer('manifest.json', JSON.stringify(dockerManifest));
+    await writer.finish();
+  } catch (error) {
+    writer.destroy(error as Error);
+    throw error;
+  }
+}

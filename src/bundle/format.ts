@@ -1,0 +1,88 @@
+import { isDigest, type Digest } from '../util/digest.js';
+
+/**
+ * A bundle is an uncompressed tar: `ddiff-bundle.json` (this metadata) first, then
+ * `blobs/sha256/<hex>` for each target config and each layer the base lacks. Layer blobs are
+ * compressed (gzip unless they arrived compressed), so the outer tar is not.
+ */
+export const BUNDLE_FORMAT = 'ddiff-bundle';
+export const BUNDLE_VERSION = 1;
+export const METADATA_ENTRY = 'ddiff-bundle.json';
+
+export interface BundleBlob {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+}
+
+export interface BundleLayer {
+  diffId: Digest;
+  /** Digest of the blob in the bundle; absent when the layer comes from the base. */
+  blob?: Digest;
+}
+
+export interface BundleImage {
+  tags: string[];
+  /** Image ID = digest of the config blob, which the bundle always holds. */
+  id: Digest;
+  platform: string;
+  layers: BundleLayer[];
+}
+
+export interface BundleMetadata {
+  format: typeof BUNDLE_FORMAT;
+  version: number;
+  created: string;
+  base: {
+    /** What the user named as the base (image reference or archive path), if anything. */
+    reference?: string;
+    ids: Digest[];
+    tags: string[];
+    /** DiffIDs that load must find in the base. */
+    needed: Digest[];
+  };
+  images: BundleImage[];
+  blobs: BundleBlob[];
+}
+
+export class BundleFormatError extends Error {}
+
+function check(condition: unknown, problem: string): asserts condition {
+  if (!condition) throw new BundleFormatError(problem);
+}
+
+function digests(value: unknown, what: string): Digest[] {
+  check(Array.isArray(value) && value.every(isDigest), `${what} is not a list of sha256 digests`);
+  return value as Digest[];
+}
+
+/** Validates parsed metadata; unknown newer versions are refused with a clear message. */
+export function parseMetadata(json: unknown): BundleMetadata {
+  check(typeof json === 'object' && json !== null, 'metadata is not a JSON object');
+  const doc = json as Record<string, unknown>;
+  check(doc.format === BUNDLE_FORMAT, 'not a ddiff bundle (wrong "format")');
+  check(typeof doc.version === 'number', 'metadata has no version');
+  check(
+    doc.version <= BUNDLE_VERSION,
+    `bundle format version ${doc.version} is newer than this ddiff supports (${BUNDLE_VERSION}); upgrade ddiff`,
+  );
+  const base = doc.base as Record<string, unknown> | undefined;
+  check(typeof base === 'object' && base !== null, 'metadata has no base');
+  digests(base.ids, 'base.ids');
+  digests(base.needed, 'base.needed');
+  check(Array.isArray(doc.blobs), 'metadata has no blobs list');
+  for (const blob of doc.blobs as unknown[]) {
+    const b = blob as Record<string, unknown>;
+    check(isDigest(b.digest) && Number.isSafeInteger(b.size) && (b.size as number) >= 0, 'a blob entry is malformed');
+  }
+  check(Array.isArray(doc.images) && doc.images.length > 0, 'metadata lists no images');
+  for (const image of doc.images as unknown[]) {
+    const i = image as Record<string, unknown>;
+    check(isDigest(i.id) && Array.isArray(i.layers) && Array.isArray(i.tags), 'an image entry is malformed');
+    for (const layer of i.layers as unknown[]) {
+      const l = layer as Record<string, unknown>;
+      check(isDigest(l.diffId) && (l.blob === undefined || isDigest(l.blob)), 'a layer entry is malformed');
+    }
+  }
+  return doc as unknown as BundleMetadata;
+}

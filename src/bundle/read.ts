@@ -1,0 +1,60 @@
+import { Catalog } from '../archive/catalog.js';
+import { measure } from '../archive/measure.js';
+import { TarFileCatalog } from '../archive/tar-file-catalog.js';
+import { ArchiveError, DigestMismatchError } from '../errors.js';
+import { hexOf, type Digest } from '../util/digest.js';
+import { BundleFormatError, METADATA_ENTRY, parseMetadata, type BundleBlob, type BundleMetadata } from './format.js';
+import { stat } from 'node:fs/promises';
+
+export interface Bundle {
+  path: string;
+  catalog: Catalog;
+  metadata: BundleMetadata;
+}
+
+export function blobEntry(digest: Digest): string {
+  return `blobs/sha256/${hexOf(digest)}`;
+}
+
+/** Opens a bundle file and reads its metadata (the first entry). */
+export async function openBundle(path: string): Promise<Bundle> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info) throw new ArchiveError(path, 'no such file');
+  if (info.isDirectory()) throw new ArchiveError(path, 'is a directory, expected a bundle file');
+  if (info.size === 0) throw new ArchiveError(path, 'file is empty');
+  const catalog = await TarFileCatalog.open(path);
+  if (catalog.names()[0] !== METADATA_ENTRY) {
+    throw new ArchiveError(path, `not a ddiff bundle (first entry is not ${METADATA_ENTRY})`);
+  }
+  let metadata: BundleMetadata;
+  try {
+    metadata = parseMetadata(await catalog.readJson(METADATA_ENTRY));
+  } catch (error) {
+    if (error instanceof BundleFormatError) throw new ArchiveError(path, error.message);
+    throw error;
+  }
+  return { path, catalog, metadata };
+}
+
+/** Checks every blob the metadata lists: present, right size, right sha256. */
+export async function verifyBundle(bundle: Bundle): Promise<void> {
+  for (const blob of bundle.metadata.blobs) await verifyBlob(bundle, blob);
+  for (const image of bundle.metadata.images) {
+    const listed = new Set(bundle.metadata.blobs.map((b) => b.digest));
+    for (const needed of [image.id, ...image.layers.flatMap((l) => (l.blob ? [l.blob] : []))]) {
+      if (!listed.has(needed)) throw new ArchiveError(bundle.path, `metadata names blob ${needed} but does not list it`);
+    }
+  }
+}
+
+async function verifyBlob(bundle: Bundle, blob: BundleBlob): Promise<void> {
+  const name = blobEntry(blob.digest);
+  if (!bundle.catalog.has(name)) throw new ArchiveError(bundle.path, `blob ${blob.digest} is missing from the bundle`);
+  const { facts } = await measure(bundle.catalog.open(name), { wantDiffId: false, keepJsonUpTo: 0, source: bundle.path });
+  if (facts.size !== blob.size || facts.digest !== blob.digest) {
+    throw new DigestMismatchError(
+      bundle.path,
+      `blob ${blob.digest} is corrupt (${facts.size} bytes hashing to ${facts.digest}; expected ${blob.size} bytes)`,
+    );
+  }
+}

@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { Transform, type Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import pLimit from 'p-limit';
+import type { Catalog } from '../archive/catalog.js';
+import { DigestMismatchError } from '../errors.js';
+import { formatPlatform, type Image, type Layer } from '../image/image.js';
+import { TarWriter } from '../tar/writer.js';
+import { atomicOutput, tempDir } from '../util/cleanup.js';
+import { hexOf, sha256, type Digest } from '../util/digest.js';
+import {
+  BUNDLE_FORMAT,
+  BUNDLE_VERSION,
+  METADATA_ENTRY,
+  type BundleBlob,
+  type BundleImage,
+  type BundleMetadata,
+} from './format.js';
+
+export const LAYER_MEDIA_TYPES = {
+  none: 'application/vnd.oci.image.layer.v1.tar',
+  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+} as const;
+export const CONFIG_MEDIA_TYPE = 'application/vnd.oci.image.config.v1+json';
+
+export interface BundleInput {
+  base: BundleMetadata['base'];
+  /** Target images with the archive holding their layers. */
+  targets: { image: Image; catalog: Catalog }[];
+  /** DiffIDs the base has: these layers are left out. */
+  baseHas: Set<Digest>;
+  gzipLevel: number;
+}
+
+export interface BundleResult {
+  metadata: BundleMetadata;
+  /** Bytes written. */
+  size: number;
+}
+
+class Hasher extends Transform {
+  private readonly hash = createHash('sha256');
+  size = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    this.push(chunk);
+    done();
+  }
+  digest(): Digest {
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+}
+
+/**
+ * Copies a target layer into the staging dir in its bundle form: compressed layers byte for
+ * byte, uncompressed ones through gzip. The bytes are checked against the layer's digest (or
+ * diffID) as they pass.
+ */
+async function stageLayer(catalog: Catalog, layer: Layer, dir: string, level: number): Promise<BundleBlob & { file: string }> {
+  const file = join(dir, `layer-${hexOf(layer.diffId)}`);
+  const input = new Hasher();
+  const output = new Hasher();
+  const compress = layer.compression === 'none';
+  const stages: (Readable | Writable | Transform)[] = [catalog.open(layer.path), input];
+  if (compress) stages.push(createGzip({ level }));
+  stages.push(output, createWriteStream(file));
+  await pipeline(stages as unknown as [Readable, ...Writable[]]);
+  const got = input.digest();
+  const expected = compress ? layer.diffId : layer.digest;
+  if (got !== expected) {
+    throw new DigestMismatchError(catalog.source, `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`);
+  }
+  const compression = compress ? 'gzip' : layer.compression;
+  const mediaType = compression === 'gzip' || compression === 'zstd' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;
+  return { digest: output.digest(), size: output.size, mediaType, file };
+}
+
+/** Writes a bundle to `output` (a path, or '-' for stdout), atomically for paths. */
+export async function writeBundle(output: string, input: BundleInput): Promise<BundleResult> {
+  const staging = await tempDir('ddiff-stage-');
+  try {
+    const limit = pLimit(Math.max(1, Math.min(4, cpus().length)));
+    const staged = new Map<Digest, Promise<BundleBlob & { file: string }>>();
+    const configs = new Map<Digest, Buffer>();
+    const images: BundleImage[] = [];
+    const needed = new Set<Digest>();
+
+    for (const { image, catalog } of input.targets) {
+      configs.set(image.id, image.configBytes);
+      const layers = image.layers.map((layer) => {
+        if (input.baseHas.has(layer.diffId)) {
+          needed.add(layer.diffId);
+          return { diffId: layer.diffId, staged: undefined };
+        }
+        let blob = staged.get(layer.diffId);
+        if (!blob) {
+          blob = limit(() => stageLayer(catalog, layer, staging.path, input.gzipLevel));
+          blob.catch(() => undefined);
+          staged.set(layer.diffId, blob);
+        }
+        return { diffId: layer.diffId, staged: blob };
+      });
+      const resolved = await Promise.all(
+        layers.map(async (l) => (l.staged ? { diffId: l.diffId, blob: (await l.staged).digest } : { diffId: l.diffId })),
+      );
+      images.push({ tags: image.tags, id: image.id, platform: formatPlatform(image.platform), layers: resolved });
+    }
+
+    const layerBlobs = await Promise.all(staged.values());
+    const blobs: BundleBlob[] = [
+      ...[...configs].map(([id, bytes]) => ({ digest: id, size: bytes.length, mediaType: CONFIG_MEDIA_TYPE })),
+      ...layerBlobs.map(({ digest, size, mediaType }) => ({ digest, size, mediaType })),
+    ];
+    const metadata: BundleMetadata = {
+      format: BUNDLE_FORMAT,
+      version: BUNDLE_VERSION,
+      created: new Date().toISOString(),
+      base: { ...input.base, needed: [...needed] },
+      images,
+      blobs: dedupe(blobs),
+    };
+
+    const target = output === '-' ? undefined : atomicOutput(output);
+    const sink = target ? createWriteStream(target.tempPath) : process.stdout;
+    const counter = new Hasher();
+    const writer = new TarWriter(counter);
+    const written = pipeline(counter, sink);
+    try {
+      await writer.addBuffer(METADATA_ENTRY, `${JSON.stringify(metadata, null, 2)}\n`);
+      for (const [id, bytes] of configs) {
+        if (sha256(bytes) !== id) throw new Error(`config ${id} changed in memory`);
+        await writer.addBuffer(`blobs/sha256/${hexOf(id)}`, bytes);
+      }
+      const seen = new Set<Digest>();
+      for (const blob of layerBlobs) {
+        if (seen.has(blob.digest)) continue;
+        seen.add(blob.digest);
+        await writer.addStream(`blobs/sha256/${hexOf(blob.digest)}`, blob.size, createReadStream(blob.file));
+      }
+      await writer.finish();
+      await written;
+      await target?.commit();
+    } catch (error) {
+      writer.destroy();
+      await target?.abort();
+      throw error;
+    }
+    return { metadata, size: counter.size };
+  } finally {
+    await staging.dispose();
+  }
+}
+
+function dedupe(blobs: BundleBlob[]): BundleBlob[] {
+  const byDigest = new Map<Digest, BundleBlob>();
+  for (const blob of blobs) byDigest.set(blob.digest, blob);
+  return [...byDigest.values()];
+}

@@ -1,0 +1,102 @@
+import { basename } from 'node:path';
+import type { Catalog } from '../archive/catalog.js';
+import { openSeekableArchive } from '../archive/open.js';
+import { readImages } from '../archive/read.js';
+import { writeBundle } from '../bundle/write.js';
+import { Engine, type EngineChoice } from '../engine/engine.js';
+import { UsageError } from '../errors.js';
+import { parsePlatform, type Image } from '../image/image.js';
+import { selectImages } from '../image/platform.js';
+import { tempDir } from '../util/cleanup.js';
+import { shortId, type Digest } from '../util/digest.js';
+import { humanSize } from '../util/format.js';
+import { isArchivePath, resolveInput } from './inputs.js';
+
+export interface DiffOptions extends EngineChoice {
+  output?: string;
+  json?: boolean;
+  level?: string;
+  platform?: string;
+}
+
+export interface Reporter {
+  out: (text: string) => void;
+  warn: (text: string) => void;
+}
+
+/** `app_1.ddiff` for `registry/team/app:1`; the short image ID when untagged. */
+export function defaultBundleName(image: Image): string {
+  const tag = image.tags[0];
+  if (!tag) return `${shortId(image.id)}.ddiff`;
+  const colon = tag.lastIndexOf(':');
+  const hasTag = colon > tag.lastIndexOf('/');
+  const name = basename(hasTag ? tag.slice(0, colon) : tag);
+  return `${name}_${hasTag ? tag.slice(colon + 1) : 'latest'}.ddiff`.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+/** What the base offers: its diffIDs, from metadata only (inspect, or the archive's configs). */
+async function describeBase(input: string, options: DiffOptions): Promise<{ ids: Digest[]; tags: string[]; diffIds: Set<Digest> }> {
+  const resolved = await resolveInput(input, { ...options, verify: false });
+  if (resolved.kind === 'engine') {
+    return { ids: [resolved.image.id], tags: resolved.image.tags, diffIds: new Set(resolved.image.diffIds) };
+  }
+  const images = resolved.images;
+  return {
+    ids: images.map((i) => i.id),
+    tags: images.flatMap((i) => i.tags),
+    diffIds: new Set(images.flatMap((i) => i.layers.map((l) => l.diffId))),
+  };
+}
+
+/** Opens a target so its layer bytes can be read: archives as they are, references via `save`. */
+async function openTarget(input: string, spoolDir: string, options: DiffOptions): Promise<Catalog> {
+  if (await isArchivePath(input)) return openSeekableArchive(input, spoolDir);
+  const engine = Engine.choose(options);
+  await engine.inspect(input); // a clear error for a missing image before a slow save
+  const file = `${spoolDir}/target-${Date.now()}.tar`;
+  await engine.save([input], file);
+  return openSeekableArchive(file, spoolDir);
+}
+
+/** `ddiff diff BASE TARGET…`: a bundle of the targets' layers the base lacks. */
+export async function diff(base: string, targets: string[], options: DiffOptions, report: Reporter): Promise<void> {
+  const level = options.level === undefined ? 6 : Number(options.level);
+  if (!Number.isInteger(level) || level < 1 || level > 9) throw new UsageError(`--level must be 1-9, got '${options.level}'`);
+  const wanted = options.platform ? parsePlatform(options.platform) : undefined;
+  const baseInfo = await describeBase(base, options);
+  const spool = await tempDir('ddiff-diff-');
+  try {
+    const chosen: { image: Image; catalog: Catalog }[] = [];
+    for (const target of targets) {
+      const catalog = await openTarget(target, spool.path, options);
+      const { images } = await readImages(catalog);
+      if (images.length === 0) throw catalog.fail('holds no images');
+      for (const image of selectImages(images, catalog.source, wanted)) {
+        chosen.push({ image, catalog });
+        if (!image.layers.some((l) => baseInfo.diffIds.has(l.diffId))) {
+          report.warn(
+            `warning: ${target} (${image.tags[0] ?? shortId(image.id)}) shares no layers with ${base}; the bundle holds all its layers`,
+          );
+        }
+      }
+    }
+    const output = options.output ?? defaultBundleName(chosen[0]!.image);
+    const result = await writeBundle(output, {
+      base: { reference: base, ids: baseInfo.ids, tags: baseInfo.tags, needed: [] },
+      targets: chosen,
+      baseHas: baseInfo.diffIds,
+      gzipLevel: level,
+    });
+    const layerCount = result.metadata.images.reduce((n, i) => n + i.layers.length, 0);
+    const included = result.metadata.images.reduce((n, i) => n + i.layers.filter((l) => l.blob).length, 0);
+    if (options.json) {
+      report.out(JSON.stringify({ bundle: output, size: result.size, layers: layerCount, included, metadata: result.metadata }, null, 2));
+    } else if (output !== '-') {
+      report.out(
+        `Wrote ${output} (${humanSize(result.size)}): ${included} of ${layerCount} layers; the base provides ${result.metadata.base.needed.length}`,
+      );
+    }
+  } finally {
+    await spool.dispose();
+  }
+}

@@ -1,0 +1,205 @@
+import { createWriteStream } from 'node:fs';
+import { PassThrough, type Writable } from 'node:stream';
+import type { Catalog } from '../archive/catalog.js';
+import { openSeekableArchive } from '../archive/open.js';
+import { readImages } from '../archive/read.js';
+import { writeImageArchive, type ArchiveImage, type SourceLayer } from '../archive/write-archive.js';
+import type { BundleImage } from '../bundle/format.js';
+import { blobEntry, openBundle, verifyBundle, type Bundle } from '../bundle/read.js';
+import { Engine, type EngineChoice, type EngineImage } from '../engine/engine.js';
+import { DdiffError, MissingLayersError } from '../errors.js';
+import { atomicOutput, tempDir } from '../util/cleanup.js';
+import type { Digest } from '../util/digest.js';
+import { isArchivePath } from './inputs.js';
+import type { Reporter } from './diff.js';
+
+export interface LoadOptions extends EngineChoice {
+  base?: string;
+  output?: string;
+  image?: string;
+  json?: boolean;
+}
+
+/** Where the layers the bundle leaves out come from. */
+type BaseSource =
+  | { kind: 'none' }
+  | { kind: 'archive'; name: string; catalog: Catalog; layers: Map<Digest, SourceLayer> }
+  | { kind: 'engine'; name: string; engine: Engine; image: EngineImage };
+
+function missingError(needed: Digest[], have: Set<Digest>, tried: string): MissingLayersError | undefined {
+  const missing = needed.filter((d) => !have.has(d));
+  if (missing.length === 0) return undefined;
+  return new MissingLayersError(`base ${tried} lacks ${missing.length} layer(s) the bundle needs: ${missing.join(', ')}`);
+}
+
+async function archiveBase(input: string, spoolDir: string): Promise<BaseSource & { kind: 'archive' }> {
+  const catalog = await openSeekableArchive(input, spoolDir);
+  const { images } = await readImages(catalog);
+  const layers = new Map<Digest, SourceLayer>();
+  for (const image of images) {
+    for (const layer of image.layers) {
+      if (layers.has(layer.diffId)) continue;
+      layers.set(layer.diffId, { ...layer, open: () => catalog.open(layer.path) });
+    }
+  }
+  return { kind: 'archive', name: input, catalog, layers };
+}
+
+/** Finds a local image holding every needed diffID: the recorded base first, then all images. */
+async function findEngineBase(engine: Engine, candidates: string[], needed: Digest[]): Promise<EngineImage | undefined> {
+  const tried = new Set<string>();
+  for (const ref of [...candidates, ...(await engine.imageIds())]) {
+    if (tried.has(ref)) continue;
+    tried.add(ref);
+    const image = await engine.inspect(ref).catch(() => undefined);
+    if (image && !missingError(needed, new Set(image.diffIds), ref)) return image;
+  }
+  return undefined;
+}
+
+async function chooseBase(bundle: Bundle, needed: Digest[], options: LoadOptions, spoolDir: string, engine: () => Engine): Promise<BaseSource> {
+  if (needed.length === 0) return { kind: 'none' };
+  const recorded = bundle.metadata.base.reference;
+  const explicit = options.base;
+  if (explicit !== undefined && (await isArchivePath(explicit))) {
+    const base = await archiveBase(explicit, spoolDir);
+    const error = missingError(needed, new Set(base.layers.keys()), explicit);
+    if (error) throw error;
+    return base;
+  }
+  if (explicit === undefined && recorded !== undefined && (await isArchivePath(recorded)) && recorded !== '-') {
+    const base = await archiveBase(recorded, spoolDir).catch(() => undefined);
+    if (base && !missingError(needed, new Set(base.layers.keys()), recorded)) return base;
+  }
+  let eng: Engine;
+  try {
+    eng = engine();
+  } catch (error) {
+    throw new MissingLayersError(
+      `the bundle needs ${needed.length} base layer(s) and no base was found: pass --base ARCHIVE (no engine: ${(error as Error).message})`,
+    );
+  }
+  if (explicit !== undefined) {
+    const image = await eng.inspect(explicit);
+    const error = missingError(needed, new Set(image.diffIds), `${eng.name}:${explicit}`);
+    if (error) throw error;
+    return { kind: 'engine', name: explicit, engine: eng, image };
+  }
+  const candidates = [...bundle.metadata.base.ids, ...bundle.metadata.base.tags, ...(recorded ? [recorded] : [])];
+  const image = await findEngineBase(eng, candidates, needed);
+  if (!image) {
+    throw new MissingLayersError(
+      `no local ${eng.name} image holds the base layers the bundle needs (tried ${candidates.join(', ') || 'all local images'}): missing ${needed.join(', ')}; pass --base`,
+    );
+  }
+  return { kind: 'engine', name: image.tags[0] ?? image.id, engine: eng, image };
+}
+
+/** Docker's classic store loads an archive without the files of layers whose chain it holds. */
+function fastPathOmits(images: BundleImage[], base: EngineImage): Set<Digest> | undefined {
+  const omit = new Set<Digest>();
+  for (const image of images) {
+    for (const [i, layer] of image.layers.entries()) {
+      if (layer.blob) continue;
+      if (base.diffIds[i] !== layer.diffId || image.layers.slice(0, i).some((l) => l.blob)) return undefined;
+      omit.add(layer.diffId);
+    }
+  }
+  return omit;
+}
+
+function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest): SourceLayer {
+  const entry = bundle.catalog.entry(blobEntry(blob));
+  const meta = bundle.metadata.blobs.find((b) => b.digest === blob);
+  const compression = meta?.mediaType.endsWith('+zstd') ? 'zstd' : meta?.mediaType.endsWith('+gzip') ? 'gzip' : 'none';
+  return { diffId, digest: blob, size: entry.size, compression, open: () => bundle.catalog.open(entry.name) };
+}
+
+/** `ddiff load BUNDLE`: verify, find the base, rebuild the image and load it (or write it). */
+export async function load(bundlePath: string, options: LoadOptions, report: Reporter): Promise<void> {
+  const bundle = await openBundle(bundlePath);
+  await verifyBundle(bundle);
+  const images = options.image
+    ? bundle.metadata.images.filter((i) => i.tags.includes(options.image!) || i.id === options.image || i.id.startsWith(`sha256:${options.image}`))
+    : bundle.metadata.images;
+  if (images.length === 0) throw new DdiffError(`${bundlePath}: no image '${options.image}' in the bundle`);
+  const needed = [...new Set(images.flatMap((i) => i.layers.filter((l) => !l.blob).map((l) => l.diffId)))];
+
+  let engine: Engine | undefined;
+  const getEngine = () => (engine ??= Engine.choose(options));
+  const spool = await tempDir('ddiff-load-');
+  try {
+    let base = await chooseBase(bundle, needed, options, spool.path, getEngine);
+    const toEngine = options.output === undefined;
+    let omit: Set<Digest> | undefined;
+    if (base.kind === 'engine') {
+      const target = toEngine ? getEngine() : undefined;
+      if (target?.name === 'docker' && base.engine.name === 'docker' && (await target.hasClassicStore())) {
+        omit = fastPathOmits(images, base.image);
+      }
+      if (!omit) {
+        const file = `${spool.path}/base.tar`;
+        await base.engine.save([base.image.id], file);
+        const saved = await archiveBase(file, spool.path);
+        const error = missingError(needed, new Set(saved.layers.keys()), base.name);
+        if (error) throw error;
+        base = { ...saved, name: base.name };
+      }
+    }
+
+    const archiveImages: ArchiveImage[] = [];
+    for (const image of images) {
+      const configBytes = await bundle.catalog.bytes(blobEntry(image.id));
+      const layers = image.layers.map((layer): SourceLayer => {
+        if (layer.blob) return bundleLayer(bundle, layer.diffId, layer.blob);
+        if (base.kind === 'archive') return base.layers.get(layer.diffId)!;
+        return { diffId: layer.diffId, digest: layer.diffId, size: 0, compression: 'none', open: () => { throw new Error('omitted'); } };
+      });
+      archiveImages.push({ id: image.id, configBytes, tags: image.tags, layers });
+    }
+
+    const write = (out: Writable) => writeImageArchive(out, archiveImages, omit ? { omit } : {});
+    const summary = {
+      images: images.map((i) => ({ id: i.id, tags: i.tags })),
+      base: base.kind === 'none' ? null : base.name,
+      mode: omit ? 'fast-path' : 'full',
+      output: options.output ?? `${getEngineName(engine)} load`,
+    };
+    if (options.output === '-') {
+      await write(process.stdout);
+      return;
+    }
+    if (options.output !== undefined) {
+      const out = atomicOutput(options.output);
+      try {
+        await Promise.all([write(createWriteStream(out.tempPath))]);
+        await out.commit();
+      } catch (error) {
+        await out.abort();
+        throw error;
+      }
+    } else {
+      const eng = getEngine();
+      const stream = new PassThrough();
+      const loading = eng.load(stream);
+      loading.catch(() => undefined);
+      try {
+        await write(stream);
+      } catch (error) {
+        stream.destroy();
+        await loading.catch(() => undefined);
+        throw error;
+      }
+      const printed = await loading;
+      if (!options.json && printed.trim()) report.out(printed.trim());
+    }
+    if (options.json) report.out(JSON.stringify(summary, null, 2));
+    else if (options.output !== undefined) report.out(`Wrote ${options.output} (${summary.mode}; ${images.length} image(s))`);
+  } finally {
+    await spool.dispose();
+  }
+}
+
+function getEngineName(engine: Engine | undefined): string {
+  return engine?.name ?? 'engine';
+}

@@ -1,0 +1,65 @@
+import { rmSync } from 'node:fs';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/**
+ * Temporary paths this process created. They are removed when the work that made them ends,
+ * and also on SIGINT/SIGTERM, so an interrupted run leaves nothing behind.
+ */
+const pending = new Set<string>();
+let handlersInstalled = false;
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.on(signal, () => {
+      removeAllNow();
+      process.stderr.write(`ddiff: interrupted (${signal})\n`);
+      process.exit(code);
+    });
+  }
+  process.on('exit', removeAllNow);
+}
+
+function removeAllNow(): void {
+  for (const path of pending) rmSync(path, { recursive: true, force: true });
+  pending.clear();
+}
+
+export function track(path: string): void {
+  installHandlers();
+  pending.add(path);
+}
+
+export async function release(path: string, remove = true): Promise<void> {
+  pending.delete(path);
+  if (remove) await rm(path, { recursive: true, force: true });
+}
+
+/** A private temporary directory, removed by `dispose` (or on interrupt/exit). */
+export async function tempDir(prefix = 'ddiff-'): Promise<{ path: string; dispose: () => Promise<void> }> {
+  const path = await mkdtemp(join(process.env.DDIFF_TMPDIR ?? tmpdir(), prefix));
+  track(path);
+  return { path, dispose: () => release(path) };
+}
+
+/**
+ * An output file written under a unique temporary name in the target's directory and renamed
+ * to its final name only by `commit`: readers never see a half-written file, and two runs in
+ * one directory never collide.
+ */
+export function atomicOutput(finalPath: string): { tempPath: string; commit: () => Promise<void>; abort: () => Promise<void> } {
+  const tempPath = join(dirname(finalPath), `.${basename(finalPath)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  track(tempPath);
+  return {
+    tempPath,
+    commit: async () => {
+      await rename(tempPath, finalPath);
+      pending.delete(tempPath);
+    },
+    abort: () => release(tempPath),
+  };
+}
