@@ -1,0 +1,177 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { fixturesDir, runCli } from '../helpers/cli.js';
+import { makeDockerArchive, makeTar } from '../helpers/tar.js';
+
+interface Expected {
+  imageId: string;
+  diffIds: string[];
+  tags: string[];
+}
+const expected = JSON.parse(await readFile(join(fixturesDir, 'expected.json'), 'utf8')) as Record<string, Expected[]>;
+const fixture = (name: string) => join(fixturesDir, name);
+const appImage = expected['docker-app.tar']![0]!;
+
+async function scratch(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'ddiff-bundle-test-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function listed(path: string): Promise<{ id: string; tags: string[]; layers: { diffId: string }[] }[]> {
+  const r = await runCli(['list', '--json', path]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+test('diff then load -o rebuilds the target from the base archive, with no engine', async (t) => {
+  const dir = await scratch(t);
+  const bundle = join(dir, 'app.ddiff');
+  const d = await runCli(['diff', fixture('docker-base.tar'), fixture('docker-app.tar'), '-o', bundle, '--json']);
+  assert.equal(d.code, 0, d.stderr);
+  const summary = JSON.parse(d.stdout);
+  assert.equal(summary.included, 1, 'only the layer the base lacks');
+  assert.deepEqual(summary.metadata.base.needed, appImage.diffIds.slice(0, 2));
+  const out = join(dir, 'app.tar');
+  const l = await runCli(['load', bundle, '--base', fixture('docker-base.tar'), '-o', out]);
+  assert.equal(l.code, 0, l.stderr);
+  const [image] = await listed(out);
+  assert.equal(image!.id, appImage.imageId);
+  assert.deepEqual(image!.tags, appImage.tags);
+  assert.deepEqual(image!.layers.map((x) => x.diffId), appImage.diffIds);
+  assert.deepEqual((await readdir(dir)).sort(), ['app.ddiff', 'app.tar'], 'no temp files left');
+});
+
+test('the bundle is a tar whose first entry is the metadata', async (t) => {
+  const dir = await scratch(t);
+  const bundle = join(dir, 'b.ddiff');
+  assert.equal((await runCli(['diff', fixture('docker-base.tar'), fixture('docker-app.tar'), '-o', bundle])).code, 0);
+  const names = spawnSync('tar', ['-tf', bundle], { encoding: 'utf8' }).stdout.trim().split('\n');
+  assert.equal(names[0], 'ddiff-bundle.json');
+  assert.equal(names.length, 3, `metadata + config + one layer: ${names.join(', ')}`);
+});
+
+test('the recorded base path is used when --base is not given; default name from the tag', async (t) => {
+  const dir = await scratch(t);
+  const d = await runCli(['diff', fixture('docker-base.tar'), fixture('docker-app.tar')], { cwd: dir });
+  assert.equal(d.code, 0, d.stderr);
+  assert.match(d.stdout, /Wrote app_1\.ddiff/);
+  await stat(join(dir, 'app_1.ddiff'));
+  const l = await runCli(['load', 'app_1.ddiff', '-o', 'out.tar'], { cwd: dir });
+  assert.equal(l.code, 0, l.stderr);
+  assert.equal((await listed(join(dir, 'out.tar')))[0]!.id, appImage.imageId);
+});
+
+test('targets read from gzip and from stdin give the same bundle contents', async (t) => {
+  const dir = await scratch(t);
+  const a = await runCli(['diff', fixture('docker-base.tar'), fixture('docker-app.tar.gz'), '-o', join(dir, 'a.ddiff'), '--json']);
+  assert.equal(a.code, 0, a.stderr);
+  const b = await runCli(['diff', fixture('docker-base.tar'), '-', '-o', join(dir, 'b.ddiff'), '--json'], {
+    stdin: createReadStream(fixture('docker-app.tar')),
+  });
+  assert.equal(b.code, 0, b.stderr);
+  assert.deepEqual(JSON.parse(a.stdout).metadata.blobs, JSON.parse(b.stdout).metadata.blobs);
+});
+
+test('layers that arrive compressed are bundled byte for byte (gzip OCI target)', async (t) => {
+  const dir = await scratch(t);
+  const bundle = join(dir, 'p.ddiff');
+  const target = fixture('podman-app.oci-archive.tar');
+  // Docker and Podman write different diffIDs for the same files: nothing is shared.
+  const d = await runCli(['diff', fixture('docker-base.tar'), target, '-o', bundle, '--json']);
+  assert.equal(d.code, 0, d.stderr);
+  const [source] = (await listed(target)) as unknown as { id: string; layers: { digest: string; compression: string }[] }[];
+  const blobs = new Set((JSON.parse(d.stdout).metadata.blobs as { digest: string }[]).map((b) => b.digest));
+  for (const layer of source!.layers) {
+    assert.equal(layer.compression, 'gzip');
+    assert.ok(blobs.has(layer.digest), `stored gzip blob ${layer.digest} kept as is`);
+  }
+  const out = join(dir, 'p.tar');
+  const l = await runCli(['load', bundle, '-o', out]);
+  assert.equal(l.code, 0, l.stderr);
+  assert.equal((await listed(out))[0]!.id, source!.id);
+});
+
+test('a bundle with one flipped byte is refused, naming the blob, and writes nothing', async (t) => {
+  const dir = await scratch(t);
+  const bundle = join(dir, 'x.ddiff');
+  assert.equal((await runCli(['diff', fixture('docker-base.tar'), fixture('docker-app.tar'), '-o', bundle])).code, 0);
+  const bytes = await readFile(bundle);
+  const layerHeader = bytes.lastIndexOf(Buffer.from('blobs/sha256/'));
+  const flipAt = layerHeader + 512 + 100; // inside the last blob's data
+  bytes[flipAt] = bytes[flipAt]! ^ 0xff;
+  await writeFile(bundle, bytes);
+  const out = join(dir, 'out.tar');
+  const l = await runCli(['load', bundle, '--base', fixture('docker-base.tar'), '-o', out]);
+  assert.equal(l.code, 1);
+  assert.match(l.stderr.trim(), /^ddiff: error: .*x\.ddiff: blob sha256:[0-9a-f]{64} is corrupt/);
+  assert.equal(l.stderr.trim().split('\n').length, 1);
+  assert.deepEqual(await readdir(dir), ['x.ddiff']);
+});
+
+test('a base lacking the needed layers is named with the missing diffIDs', async (t) => {
+  const dir = await scratch(t);
+  const bundle = join(dir, 'm.ddiff');
+  assert.equal((await runCli(['diff', fixture('docker-base.tar'), fixture('docker-app.tar'), '-o', bundle])).code, 0);
+  const unrelated = await makeDockerArchive([await makeTar([{ name: 'z.txt', content: 'unrelated' }])]);
+  await writeFile(join(dir, 'other.tar'), unrelated.archive);
+  const l = await runCli(['load', bundle, '--base', join(dir, 'other.tar'), '-o', join(dir, 'out.tar')]);
+  assert.equal(l.code, 1);
+  assert.match(l.stderr, /base .*other\.tar lacks 2 layer\(s\) the bundle needs: sha256:[0-9a-f]{64}, sha256:[0-9a-f]{64}/);
+  for (const diffId of appImage.diffIds.slice(0, 2)) assert.ok(l.stderr.includes(diffId));
+  assert.deepEqual((await readdir(dir)).sort(), ['m.ddiff', 'other.tar']);
+});
+
+test('a bundle of a newer format version is refused', async (t) => {
+  const dir = await scratch(t);
+  const meta = { format: 'ddiff-bundle', version: 99, base: { ids: [], needed: [] }, images: [], blobs: [] };
+  await writeFile(join(dir, 'new.ddiff'), await makeTar([{ name: 'ddiff-bundle.json', content: JSON.stringify(meta) }]));
+  const l = await runCli(['load', join(dir, 'new.ddiff'), '-o', join(dir, 'o.tar')]);
+  assert.equal(l.code, 1);
+  assert.match(l.stderr, /new\.ddiff: bundle format version 99 is newer than this ddiff supports/);
+});
+
+test('a target not derived from the base: every layer is bundled, with a warning', async (t) => {
+  const dir = await scratch(t);
+  const unrelated = await makeDockerArchive([await makeTar([{ name: 'z.txt', content: 'unrelated' }])]);
+  await writeFile(join(dir, 'other.tar'), unrelated.archive);
+  const d = await runCli(['diff', fixture('docker-base.tar'), join(dir, 'other.tar'), '-o', join(dir, 'o.ddiff'), '--json']);
+  assert.equal(d.code, 0, d.stderr);
+  assert.match(d.stderr, /warning: .*shares no layers with/);
+  assert.equal(JSON.parse(d.stdout).included, 1);
+});
+
+/** Partly compressible bytes: random blocks between runs of text. */
+function mixedData(size: number, seed: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    out[i] = (i >> 12) % 3 === 0 ? x & 0xff : 0x61 + ((i * 7 + (x & 3)) % 26);
+  }
+  return out;
+}
+
+test('bundle of a 3 MB layer on a 20 MB base is within 1.05x of gzip -6 of that layer', async (t) => {
+  const dir = await scratch(t);
+  const baseLayer = await makeTar([{ name: 'base.bin', content: mixedData(20 << 20, 1) }]);
+  const newLayer = await makeTar([{ name: 'app.bin', content: mixedData(3 << 20, 2) }]);
+  const base = await makeDockerArchive([baseLayer], { tag: 'bench/base:1' });
+  const target = await makeDockerArchive([baseLayer, newLayer], { tag: 'bench/app:1' });
+  await writeFile(join(dir, 'base.tar'), base.archive);
+  await writeFile(join(dir, 'app.tar'), target.archive);
+  await writeFile(join(dir, 'layer.tar'), newLayer);
+  const gz = spawnSync('gzip', ['-6', '-c', join(dir, 'layer.tar')]);
+  const gzipSize = gz.status === 0 ? gz.stdout.length : gzipSync(newLayer, { level: 6 }).length;
+  const d = await runCli(['diff', join(dir, 'base.tar'), join(dir, 'app.tar'), '-o', join(dir, 'app.ddiff')]);
+  assert.equal(d.code, 0, d.stderr);
+  const bundleSize = (await stat(join(dir, 'app.ddiff'))).size;
+  t.diagnostic(`bundle ${bundleSize} B, gzip -6 of the layer ${gzipSize} B, ratio ${(bundleSize / gzipSize).toFixed(4)}`);
+  assert.ok(bundleSize <= 1.05 * gzipSize, `bundle ${bundleSize} > 1.05 x ${gzipSize}`);
+});
