@@ -50,7 +50,15 @@ export async function indexTarFile(path: string): Promise<TarEntry[]> {
       const block = await readExactly(handle, BLOCK, position);
       if (block.length < BLOCK) throw new TarTruncatedError(`archive ends inside a header at byte ${position}`);
       if (isZeroBlock(block)) return entries;
-      const header = decodeHeader(block);
+      let header;
+      try {
+        header = decodeHeader(block);
+      } catch (error) {
+        if (error instanceof TarFormatError) {
+          throw new TarFormatError(`not a valid tar archive: ${error.message} in the header at byte ${position}`);
+        }
+        throw error;
+      }
       const isMeta = header.flag === 'x' || header.flag === 'g' || header.flag === 'L' || header.flag === 'K';
       const size = !isMeta && pax.size !== undefined ? Number(pax.size) : header.size;
       const dataOffset = position + BLOCK;
