@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { diff, type DiffOptions, type Reporter } from './commands/diff.js';
+import fg from 'fast-glob';
+import { build, type BuildOptions } from './commands/build.js';
+import { have, type HaveOptions } from './commands/have.js';
+import { inspect, verify } from './commands/inspect.js';
 import { list } from './commands/list.js';
 import { load, type LoadOptions } from './commands/load.js';
-import { DdiffError, errorMessage } from './errors.js';
+import { DdiffError, errorMessage, UsageError } from './errors.js';
 
 const engineOption = () =>
   new Option('--engine <name>', 'container engine for image references (env DDIFF_ENGINE)').choices(['docker', 'podman']);
@@ -17,6 +21,7 @@ export function buildProgram(): Command {
     .description('Ship only the image layers an offline host lacks, and rebuild the image there.')
     .version('0.1.0', '-v, --version')
     .showHelpAfterError('(run ddiff --help for usage)')
+    .enablePositionalOptions()
     .exitOverride();
 
   program
@@ -32,15 +37,16 @@ export function buildProgram(): Command {
   program
     .command('diff')
     .description("write a bundle of the target images' layers that the base lacks")
-    .argument('<base>', 'base: image reference, archive file or layout directory')
-    .argument('<target...>', 'target(s): image reference, archive file or layout directory')
+    .usage('[options] BASE TARGET...  |  --have FILE TARGET...')
+    .argument('<inputs...>', 'the base, then the target(s): image references, archive files (globs allowed) or layout directories')
+    .option('--have <file>', "the base host's have-list (from ddiff have --json) instead of a base image")
     .option('-o, --output <file>', 'bundle file (- for stdout; default <name>_<tag>.ddiff)')
     .option('--level <n>', 'gzip level for layers that arrive uncompressed (1-9)', '6')
     .option('--platform <os/arch[/variant]>', 'platform to take from multi-platform targets (default: this host)')
     .option('--json', 'print a JSON summary')
     .addOption(engineOption())
-    .action(async (base: string, targets: string[], options: DiffOptions) => {
-      await diff(base, targets, options, reporter);
+    .action(async (inputs: string[], options: DiffOptions) => {
+      await diff(await expandGlobs(inputs), options, reporter);
     });
 
   program
@@ -56,7 +62,59 @@ export function buildProgram(): Command {
       await load(bundle, options, reporter);
     });
 
+  program
+    .command('inspect')
+    .description('show what a bundle holds and needs, and its size against the full images')
+    .argument('<bundle>')
+    .option('--json', 'print JSON')
+    .action(async (bundle: string, options: { json?: boolean }) => inspect(bundle, options, reporter));
+
+  program
+    .command('verify')
+    .description('check every blob of a bundle and, with --base, that the base holds what is needed; loads nothing')
+    .argument('<bundle>')
+    .option('--base <ref|archive>', 'base to check')
+    .option('--json', 'print JSON')
+    .addOption(engineOption())
+    .action(async (bundle: string, options: LoadOptions) => verify(bundle, options, reporter));
+
+  program
+    .command('have')
+    .description("list the diffIDs this host has (all local images, or the given archives) for diff --have")
+    .argument('[inputs...]', 'archives or image references (default: every local image)')
+    .option('--json', 'print the have-list as JSON (the default when stdout is not a terminal)')
+    .addOption(engineOption())
+    .action(async (inputs: string[], options: HaveOptions) => have(inputs, options, reporter));
+
+  program
+    .command('build')
+    .description('run docker/podman build with these arguments untouched; with --diff, bundle the result against its FROM')
+    .usage('[--diff] [-o FILE] [--engine E] -- <docker build args...>')
+    .option('--diff', 'write the bundle of the built image against the final stage\'s base')
+    .option('-o, --output <file>', 'bundle file (with --diff)')
+    .option('--json', 'print a JSON summary (with --diff)')
+    .addOption(engineOption())
+    .argument('<build-args...>')
+    .passThroughOptions()
+    .allowUnknownOption()
+    .action(async (args: string[], options: BuildOptions) => build(args, options, reporter));
+
   return program;
+}
+
+/** Expands glob patterns among inputs (quoted by the user so the shell left them). */
+async function expandGlobs(inputs: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const input of inputs) {
+    if (!fg.isDynamicPattern(input)) {
+      out.push(input);
+      continue;
+    }
+    const matches = (await fg(input, { onlyFiles: false })).sort();
+    if (matches.length === 0) throw new UsageError(`no file matches '${input}'`);
+    out.push(...matches);
+  }
+  return out;
 }
 
 const reporter: Reporter = { out, warn: (text) => process.stderr.write(`${text}\n`) };

@@ -19,6 +19,8 @@ export interface BundleLayer {
   diffId: Digest;
   /** Digest of the blob in the bundle; absent when the layer comes from the base. */
   blob?: Digest;
+  /** Bytes of this layer as the target stored it (for "bundle vs full image" figures). */
+  size?: number;
 }
 
 export interface BundleImage {

@@ -96,7 +96,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
       const layers = image.layers.map((layer) => {
         if (input.baseHas.has(layer.diffId)) {
           needed.add(layer.diffId);
-          return { diffId: layer.diffId, staged: undefined };
+          return { diffId: layer.diffId, size: layer.size, staged: undefined };
         }
         let blob = staged.get(layer.diffId);
         if (!blob) {
@@ -104,10 +104,12 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
           blob.catch(() => undefined);
           staged.set(layer.diffId, blob);
         }
-        return { diffId: layer.diffId, staged: blob };
+        return { diffId: layer.diffId, size: layer.size, staged: blob };
       });
       const resolved = await Promise.all(
-        layers.map(async (l) => (l.staged ? { diffId: l.diffId, blob: (await l.staged).digest } : { diffId: l.diffId })),
+        layers.map(async (l) =>
+          l.staged ? { diffId: l.diffId, blob: (await l.staged).digest, size: l.size } : { diffId: l.diffId, size: l.size },
+        ),
       );
       images.push({ tags: image.tags, id: image.id, platform: formatPlatform(image.platform), layers: resolved });
     }

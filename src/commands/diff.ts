@@ -10,9 +10,11 @@ import { selectImages } from '../image/platform.js';
 import { tempDir } from '../util/cleanup.js';
 import { shortId, type Digest } from '../util/digest.js';
 import { humanSize } from '../util/format.js';
+import { readHaveList } from './have.js';
 import { isArchivePath, resolveInput } from './inputs.js';
 
 export interface DiffOptions extends EngineChoice {
+  have?: string;
   output?: string;
   json?: boolean;
   level?: string;
@@ -34,14 +36,24 @@ export function defaultBundleName(image: Image): string {
   return `${name}_${hasTag ? tag.slice(colon + 1) : 'latest'}.ddiff`.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
-/** What the base offers: its diffIDs, from metadata only (inspect, or the archive's configs). */
-async function describeBase(input: string, options: DiffOptions): Promise<{ ids: Digest[]; tags: string[]; diffIds: Set<Digest> }> {
+/** What the base host has: from metadata only (inspect, an archive's configs, or a have-list). */
+export interface BaseInfo {
+  reference?: string;
+  ids: Digest[];
+  tags: string[];
+  diffIds: Set<Digest>;
+}
+
+export const SCRATCH_BASE: BaseInfo = { ids: [], tags: [], diffIds: new Set() };
+
+export async function describeBase(input: string, options: DiffOptions): Promise<BaseInfo> {
   const resolved = await resolveInput(input, { ...options, verify: false });
   if (resolved.kind === 'engine') {
-    return { ids: [resolved.image.id], tags: resolved.image.tags, diffIds: new Set(resolved.image.diffIds) };
+    return { reference: input, ids: [resolved.image.id], tags: resolved.image.tags, diffIds: new Set(resolved.image.diffIds) };
   }
   const images = resolved.images;
   return {
+    reference: input,
     ids: images.map((i) => i.id),
     tags: images.flatMap((i) => i.tags),
     diffIds: new Set(images.flatMap((i) => i.layers.map((l) => l.diffId))),
@@ -58,12 +70,29 @@ async function openTarget(input: string, spoolDir: string, options: DiffOptions)
   return openSeekableArchive(file, spoolDir);
 }
 
-/** `ddiff diff BASE TARGET…`: a bundle of the targets' layers the base lacks. */
-export async function diff(base: string, targets: string[], options: DiffOptions, report: Reporter): Promise<void> {
+/** `ddiff diff BASE TARGET…` / `ddiff diff --have FILE TARGET…`. */
+export async function diff(inputs: string[], options: DiffOptions, report: Reporter): Promise<void> {
+  if (options.have) {
+    if (inputs.length === 0) throw new UsageError('diff --have needs at least one target');
+    return diffAgainst(await readHaveList(options.have), inputs, options, report);
+  }
+  if (inputs.length < 2) throw new UsageError('diff needs a base and at least one target (or --have FILE)');
+  const [base, ...targets] = inputs as [string, ...string[]];
+  return diffAgainst(await describeBase(base, options), targets, options, report);
+}
+
+/** Writes the bundle of `targets` against what `base` has (undefined: `FROM scratch`, nothing). */
+export async function diffAgainst(
+  base: BaseInfo | string | undefined,
+  targets: string[],
+  options: DiffOptions,
+  report: Reporter,
+): Promise<void> {
   const level = options.level === undefined ? 6 : Number(options.level);
   if (!Number.isInteger(level) || level < 1 || level > 9) throw new UsageError(`--level must be 1-9, got '${options.level}'`);
   const wanted = options.platform ? parsePlatform(options.platform) : undefined;
-  const baseInfo = await describeBase(base, options);
+  const baseInfo = base === undefined ? SCRATCH_BASE : typeof base === 'string' ? await describeBase(base, options) : base;
+  const baseName = baseInfo.reference ?? (base === undefined ? 'scratch' : 'the have-list');
   const spool = await tempDir('ddiff-diff-');
   try {
     const chosen: { image: Image; catalog: Catalog }[] = [];
@@ -73,16 +102,16 @@ export async function diff(base: string, targets: string[], options: DiffOptions
       if (images.length === 0) throw catalog.fail('holds no images');
       for (const image of selectImages(images, catalog.source, wanted)) {
         chosen.push({ image, catalog });
-        if (!image.layers.some((l) => baseInfo.diffIds.has(l.diffId))) {
+        if (base !== undefined && !image.layers.some((l) => baseInfo.diffIds.has(l.diffId))) {
           report.warn(
-            `warning: ${target} (${image.tags[0] ?? shortId(image.id)}) shares no layers with ${base}; the bundle holds all its layers`,
+            `warning: ${target} (${image.tags[0] ?? shortId(image.id)}) shares no layers with ${baseName}; the bundle holds all its layers`,
           );
         }
       }
     }
     const output = options.output ?? defaultBundleName(chosen[0]!.image);
     const result = await writeBundle(output, {
-      base: { reference: base, ids: baseInfo.ids, tags: baseInfo.tags, needed: [] },
+      base: { ...(baseInfo.reference ? { reference: baseInfo.reference } : {}), ids: baseInfo.ids, tags: baseInfo.tags, needed: [] },
       targets: chosen,
       baseHas: baseInfo.diffIds,
       gzipLevel: level,

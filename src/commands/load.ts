@@ -95,6 +95,17 @@ async function chooseBase(bundle: Bundle, needed: Digest[], options: LoadOptions
   return { kind: 'engine', name: image.tags[0] ?? image.id, engine: eng, image };
 }
 
+/** Finds (and checks) the base for a bundle's needed layers; for `verify`. */
+export async function findBase(bundle: Bundle, needed: Digest[], options: LoadOptions): Promise<BaseSource> {
+  const spool = await tempDir('ddiff-verify-');
+  try {
+    let engine: Engine | undefined;
+    return await chooseBase(bundle, needed, options, spool.path, () => (engine ??= Engine.choose(options)));
+  } finally {
+    await spool.dispose();
+  }
+}
+
 /** Docker's classic store loads an archive without the files of layers whose chain it holds. */
 function fastPathOmits(images: BundleImage[], base: EngineImage): Set<Digest> | undefined {
   const omit = new Set<Digest>();

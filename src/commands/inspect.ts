@@ -1,0 +1,94 @@
+import { stat } from 'node:fs/promises';
+import { openBundle, verifyBundle } from '../bundle/read.js';
+import type { BundleMetadata } from '../bundle/format.js';
+import { shortId, type Digest } from '../util/digest.js';
+import { humanSize, table } from '../util/format.js';
+import type { Reporter } from './diff.js';
+import { findBase, type LoadOptions } from './load.js';
+
+export interface BundleSummary {
+  bundle: string;
+  size: number;
+  /** Bytes of the complete images (configs + every layer as the targets stored them). */
+  fullSize: number;
+  saved: number;
+  savedPercent: number;
+  base: BundleMetadata['base'];
+  images: {
+    tags: string[];
+    id: Digest;
+    platform: string;
+    layers: { diffId: Digest; included: boolean; blob?: Digest; size?: number; bundledSize?: number }[];
+  }[];
+}
+
+export async function summarize(path: string): Promise<BundleSummary> {
+  const bundle = await openBundle(path);
+  const { metadata } = bundle;
+  const size = (await stat(path)).size;
+  const blobSize = new Map(metadata.blobs.map((b) => [b.digest, b.size]));
+  let fullSize = 0;
+  const images = metadata.images.map((image) => {
+    fullSize += blobSize.get(image.id) ?? 0;
+    return {
+      tags: image.tags,
+      id: image.id,
+      platform: image.platform,
+      layers: image.layers.map((l) => {
+        fullSize += l.size ?? 0;
+        const layer: BundleSummary['images'][number]['layers'][number] = { diffId: l.diffId, included: l.blob !== undefined };
+        if (l.blob) {
+          layer.blob = l.blob;
+          layer.bundledSize = blobSize.get(l.blob) ?? 0;
+        }
+        if (l.size !== undefined) layer.size = l.size;
+        return layer;
+      }),
+    };
+  });
+  const saved = Math.max(0, fullSize - size);
+  return { bundle: path, size, fullSize, saved, savedPercent: fullSize ? Math.round((saved / fullSize) * 1000) / 10 : 0, base: metadata.base, images };
+}
+
+/** `ddiff inspect BUNDLE`: what the bundle holds and needs, and what it saves. */
+export async function inspect(path: string, options: { json?: boolean }, report: Reporter): Promise<void> {
+  const summary = await summarize(path);
+  if (options.json) {
+    report.out(JSON.stringify(summary, null, 2));
+    return;
+  }
+  const lines = [
+    `Bundle ${path}: ${humanSize(summary.size)} (full images ${humanSize(summary.fullSize)}; saves ${humanSize(summary.saved)}, ${summary.savedPercent}%)`,
+    `Base: ${summary.base.reference ?? '(have-list or scratch)'}${summary.base.tags.length ? ` [${summary.base.tags.join(', ')}]` : ''}; needs ${summary.base.needed.length} layer(s)`,
+  ];
+  for (const image of summary.images) {
+    lines.push('', `${image.tags.join(', ') || '<none>'}   ${image.platform}   ${image.id}`);
+    const rows = [['LAYER', 'DIFF ID', 'SOURCE', 'SIZE', 'IN BUNDLE']];
+    image.layers.forEach((l, i) =>
+      rows.push([
+        String(i + 1),
+        shortId(l.diffId),
+        l.included ? 'bundle' : 'base',
+        l.size === undefined ? '-' : humanSize(l.size),
+        l.bundledSize === undefined ? '-' : humanSize(l.bundledSize),
+      ]),
+    );
+    lines.push(table(rows).replace(/^/gm, '  '));
+  }
+  report.out(lines.join('\n'));
+}
+
+/** `ddiff verify BUNDLE [--base …]`: every blob checked; with a base, that it has what is needed. */
+export async function verify(path: string, options: LoadOptions, report: Reporter): Promise<void> {
+  const bundle = await openBundle(path);
+  await verifyBundle(bundle);
+  const needed = [...new Set(bundle.metadata.images.flatMap((i) => i.layers.filter((l) => !l.blob).map((l) => l.diffId)))];
+  let baseName: string | null = null;
+  if (options.base !== undefined) {
+    const base = await findBase(bundle, needed, options);
+    baseName = base.kind === 'none' ? null : base.name;
+  }
+  const result = { bundle: path, ok: true, blobs: bundle.metadata.blobs.length, needed: needed.length, base: baseName };
+  if (options.json) report.out(JSON.stringify(result, null, 2));
+  else report.out(`${path}: OK, ${result.blobs} blob(s) verified${baseName ? `; base ${baseName} holds the ${needed.length} needed layer(s)` : ''}`);
+}
