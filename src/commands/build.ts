@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { DockerfileError, finalBase, parseBuildArgs } from '../build/dockerfile.js';
@@ -49,7 +50,15 @@ export function parseBuildCommand(args: string[]): BuildArgs {
   }
   const context = positional.at(-1);
   if (!context) throw new UsageError('build: no build context given (e.g. ddiff build --diff -t app:1 .)');
-  const dockerfile = file === undefined ? join(context, 'Dockerfile') : isAbsolute(file) || file === '-' ? file : join(process.cwd(), file);
+  // docker resolves a relative -f against the working directory; podman also tries the context.
+  const dockerfile =
+    file === undefined
+      ? join(context, 'Dockerfile')
+      : isAbsolute(file) || file === '-' || existsSync(file)
+        ? file
+        : existsSync(join(context, file))
+          ? join(context, file)
+          : file;
   const parsed: BuildArgs = { context, dockerfile, tags, buildArgs };
   if (iidfile) parsed.iidfile = iidfile;
   return parsed;
