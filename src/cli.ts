@@ -7,6 +7,7 @@ import { have, type HaveOptions } from './commands/have.js';
 import { inspect, verify } from './commands/inspect.js';
 import { list } from './commands/list.js';
 import { load, type LoadOptions } from './commands/load.js';
+import { configureProgress } from './util/progress.js';
 import { DdiffError, errorMessage, UsageError } from './errors.js';
 
 const engineOption = () =>
@@ -21,6 +22,10 @@ export function buildProgram(): Command {
     .description('Ship only the image layers an offline host lacks, and rebuild the image there.')
     .version('0.1.0', '-v, --version')
     .showHelpAfterError('(run ddiff --help for usage)')
+    .option('-q, --quiet', 'no progress output')
+    .hook('preAction', (command, action) =>
+      configureProgress({ quiet: Boolean(command.opts().quiet || action.opts().quiet) }),
+    )
     .enablePositionalOptions()
     .exitOverride();
 
@@ -41,6 +46,7 @@ export function buildProgram(): Command {
     .argument('<inputs...>', 'the base, then the target(s): image references, archive files (globs allowed) or layout directories')
     .option('--have <file>', "the base host's have-list (from ddiff have --json) instead of a base image")
     .option('-o, --output <file>', 'bundle file (- for stdout; default <name>_<tag>.ddiff)')
+    .option('-q, --quiet', 'no progress output')
     .option('--level <n>', 'gzip level for layers that arrive uncompressed (1-9)', '6')
     .option('--platform <os/arch[/variant]>', 'platform to take from multi-platform targets (default: this host)')
     .option('--json', 'print a JSON summary')
@@ -53,6 +59,7 @@ export function buildProgram(): Command {
     .command('load')
     .description('verify a bundle, rebuild the full image from the base, and load it (or write it with -o)')
     .argument('<bundle>', 'bundle file written by ddiff diff')
+    .option('-q, --quiet', 'no progress output')
     .option('--base <ref|archive>', 'where the base layers are (default: the recorded base, else any local image holding them)')
     .option('-o, --output <file>', 'write the rebuilt image archive here instead of loading it (- for stdout)')
     .option('--image <tag|id>', 'load only this image of the bundle')

@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { TarWriter } from '../tar/writer.js';
+import { progress } from '../util/progress.js';
 import type { Compression } from '../util/compression.js';
 import { hexOf, sha256, type Digest } from '../util/digest.js';
 
@@ -65,7 +66,7 @@ export async function writeImageArchive(
         layerPaths.push(path);
         if (written.has(path)) continue;
         written.add(path);
-        await writer.addStream(path, layer.size, layer.open());
+        await writer.addStream(path, layer.size, layer.open(), progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size));
       }
       const configPath = blob(image.id);
       if (!written.has(configPath)) {

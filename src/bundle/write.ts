@@ -10,6 +10,7 @@ import type { Catalog } from '../archive/catalog.js';
 import { DigestMismatchError } from '../errors.js';
 import { formatPlatform, type Image, type Layer } from '../image/image.js';
 import { TarWriter } from '../tar/writer.js';
+import { progress } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import { hexOf, sha256, type Digest } from '../util/digest.js';
 import {
@@ -67,7 +68,8 @@ async function stageLayer(catalog: Catalog, layer: Layer, dir: string, level: nu
   const input = new Hasher();
   const output = new Hasher();
   const compress = layer.compression === 'none';
-  const stages: (Readable | Writable | Transform)[] = [catalog.open(layer.path), input];
+  const label = `${compress ? 'compressing' : 'copying'} ${layer.diffId.slice(7, 19)}`;
+  const stages: (Readable | Writable | Transform)[] = [catalog.open(layer.path), progress(label, layer.size), input];
   if (compress) stages.push(createGzip({ level }));
   stages.push(output, createWriteStream(file));
   await pipeline(stages as unknown as [Readable, ...Writable[]]);

@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable, Transform, Writable } from 'node:stream';
 import tar from 'tar-stream';
 
 const EPOCH = new Date(0);
@@ -29,9 +29,10 @@ export class TarWriter {
   }
 
   /** Streams `size` bytes from `data` into an entry; fails if the stream's length differs. */
-  async addStream(name: string, size: number, data: Readable): Promise<void> {
-    const sink = this.pack.entry(this.header(name, size));
-    await Promise.race([pipeline(data, sink as unknown as Writable), this.done]);
+  async addStream(name: string, size: number, data: Readable, through?: Transform): Promise<void> {
+    const sink = this.pack.entry(this.header(name, size)) as unknown as Writable;
+    const flow = through ? pipeline(data, through, sink) : pipeline(data, sink);
+    await Promise.race([flow, this.done]);
   }
 
   async finish(): Promise<void> {
