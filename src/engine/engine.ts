@@ -91,7 +91,11 @@ export class Engine {
     } catch (error) {
       throw new EngineError(`${ref}: no such local image in ${this.name} (${(error as Error).message})`, { cause: error });
     }
-    const doc = JSON.parse(text.trim().split('\n')[0] ?? '{}') as Record<string, unknown>;
+    // Docker prints one JSON object per line; Podman 4.3 takes `{{json .}}` for `--format json`
+    // and prints a pretty-printed array.
+    const trimmed = text.trim();
+    const parsed = JSON.parse(trimmed.startsWith('[') ? trimmed : (trimmed.split('\n')[0] ?? '{}')) as unknown;
+    const doc = (Array.isArray(parsed) ? (parsed[0] ?? {}) : parsed) as Record<string, unknown>;
     const rootfs = (doc.RootFS ?? {}) as { Layers?: unknown[] };
     const id = String(doc.Id ?? '');
     const fullId = id.startsWith('sha256:') ? id : `sha256:${id}`;
