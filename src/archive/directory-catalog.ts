@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import fg from 'fast-glob';
 import { Catalog, type CatalogEntry } from './catalog.js';
 import { detectCompression, type Compression } from '../util/compression.js';
-import { measure, type EntryFacts } from './measure.js';
+import { measure, measureFileRange, type EntryFacts } from './measure.js';
 
 /** An image layout unpacked in a directory (OCI layout, `dir:`/docker-dir, unpacked docker-archive). */
 export class DirectoryCatalog extends Catalog {
@@ -58,7 +58,7 @@ export class DirectoryCatalog extends Catalog {
   }
 
   protected async factsOf(entry: CatalogEntry, wantDiffId: boolean): Promise<EntryFacts> {
-    const { facts } = await measure(this.openEntry(entry), { wantDiffId, keepJsonUpTo: 0, source: this.source });
-    return facts;
+    const facts = await measureFileRange(this.pathOf(entry), 0, entry.size, wantDiffId);
+    return facts ?? (await measure(this.openEntry(entry), { wantDiffId, keepJsonUpTo: 0, source: this.source })).facts;
   }
 }

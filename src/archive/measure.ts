@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { open } from 'node:fs/promises';
 import { decompressor, detectCompression, type Compression } from '../util/compression.js';
 import type { Digest } from '../util/digest.js';
 
@@ -97,4 +98,45 @@ export async function measure(
   if (diffId) facts.diffId = diffId;
   const kept = keep && size <= options.keepJsonUpTo ? Buffer.concat(keep) : undefined;
   return kept ? { facts, kept } : { facts };
+}
+
+const READ_CHUNK = 1 << 20;
+
+/**
+ * Facts of a byte range of a file, when they need no decompression: its digest (and, for
+ * uncompressed bytes, the diffID). Reads through one reused buffer, so hashing a layer of any
+ * size allocates nothing per chunk (a stream allocates a new buffer for every read, and those
+ * are freed only when the garbage collector gets to them: tens of MB on a multi-GB layer).
+ * Returns undefined when the bytes are compressed and `wantDiffId` asks for their diffID:
+ * then use `measure`.
+ */
+export async function measureFileRange(
+  path: string,
+  offset: number,
+  size: number,
+  wantDiffId: boolean,
+): Promise<EntryFacts | undefined> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(Math.max(HEAD_BYTES, Math.min(READ_CHUNK, size)));
+    const hash = createHash('sha256');
+    let done = 0;
+    let compression: Compression | undefined;
+    while (done < size) {
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - done), offset + done);
+      if (bytesRead === 0) throw new Error(`${path}: file ends ${size - done} bytes early`);
+      if (compression === undefined) {
+        compression = detectCompression(buffer.subarray(0, bytesRead));
+        if (compression !== 'none' && wantDiffId) return undefined;
+      }
+      hash.update(buffer.subarray(0, bytesRead));
+      done += bytesRead;
+    }
+    const digest: Digest = `sha256:${hash.digest('hex')}`;
+    const facts: EntryFacts = { digest, size, compression: compression ?? 'none' };
+    if (facts.compression === 'none') facts.diffId = digest;
+    return facts;
+  } finally {
+    await handle.close();
+  }
 }

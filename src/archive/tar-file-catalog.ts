@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { indexTarFile } from '../tar/file-index.js';
 import { Catalog, type CatalogEntry } from './catalog.js';
 import { detectCompression, type Compression } from '../util/compression.js';
-import { measure, type EntryFacts } from './measure.js';
+import { measure, measureFileRange, type EntryFacts } from './measure.js';
 
 interface Located extends CatalogEntry {
   offset: number;
@@ -67,7 +67,9 @@ export class TarFileCatalog extends Catalog {
     const key = `${entry.name}\0${wantDiffId}`;
     let facts = this.factsCache.get(key);
     if (!facts) {
-      facts = measure(this.openEntry(entry), { wantDiffId, keepJsonUpTo: 0, source: this.source }).then((r) => r.facts);
+      facts = (async () =>
+        (await measureFileRange(this.path, (entry as Located).offset, entry.size, wantDiffId)) ??
+        (await measure(this.openEntry(entry), { wantDiffId, keepJsonUpTo: 0, source: this.source })).facts)();
       this.factsCache.set(key, facts);
     }
     return facts;
