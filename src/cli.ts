@@ -47,7 +47,8 @@ export function buildProgram(): Command {
     .option('--have <file>', "the base host's have-list (from ddiff have --json) instead of a base image")
     .option('-o, --output <file>', 'bundle file (- for stdout; default <name>_<tag>.ddiff)')
     .option('-q, --quiet', 'no progress output')
-    .option('--level <n>', 'gzip level for layers that arrive uncompressed (1-9)', '6')
+    .option('--compress <method>', 'how layers that arrive uncompressed are stored: gzip, zstd or none', 'gzip')
+    .option('--level <n>', 'compression level (gzip 1-9, default 6; zstd 1-19, default 3)')
     .option('--platform <os/arch[/variant]>', 'platform to take from multi-platform targets (default: this host)')
     .option('--json', 'print a JSON summary')
     .addOption(engineOption())
@@ -63,6 +64,7 @@ export function buildProgram(): Command {
     .option('--base <ref|archive>', 'where the base layers are (default: the recorded base, else any local image holding them)')
     .option('-o, --output <file>', 'write the rebuilt image archive here instead of loading it (- for stdout)')
     .option('--image <tag|id>', 'load only this image of the bundle')
+    .option('--no-fast-path', "always send the complete image (skip Docker's classic-store shortcut)")
     .option('--json', 'print a JSON summary')
     .addOption(engineOption())
     .action(async (bundle: string, options: LoadOptions) => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { Transform, type Readable, type Writable } from 'node:stream';
+import { PassThrough, Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import pLimit from 'p-limit';
@@ -10,6 +10,7 @@ import type { Catalog } from '../archive/catalog.js';
 import { DigestMismatchError } from '../errors.js';
 import { formatPlatform, type Image, type Layer } from '../image/image.js';
 import { TarWriter } from '../tar/writer.js';
+import { spawnFilter } from '../util/compression.js';
 import { progress } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import { hexOf, sha256, type Digest } from '../util/digest.js';
@@ -35,7 +36,8 @@ export interface BundleInput {
   targets: { image: Image; catalog: Catalog }[];
   /** DiffIDs the base has: these layers are left out. */
   baseHas: Set<Digest>;
-  gzipLevel: number;
+  /** How layers that arrive uncompressed are stored. */
+  compression: LayerCompression;
 }
 
 export interface BundleResult {
@@ -63,14 +65,14 @@ class Hasher extends Transform {
  * byte, uncompressed ones through gzip. The bytes are checked against the layer's digest (or
  * diffID) as they pass.
  */
-async function stageLayer(catalog: Catalog, layer: Layer, dir: string, level: number): Promise<BundleBlob & { file: string }> {
+async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: LayerCompression): Promise<BundleBlob & { file: string }> {
   const file = join(dir, `layer-${hexOf(layer.diffId)}`);
   const input = new Hasher();
   const output = new Hasher();
   const compress = layer.compression === 'none';
-  const label = `${compress ? 'compressing' : 'copying'} ${layer.diffId.slice(7, 19)}`;
+  const label = `${compress && how.method !== 'none' ? 'compressing' : 'copying'} ${layer.diffId.slice(7, 19)}`;
   const stages: (Readable | Writable | Transform)[] = [catalog.open(layer.path), progress(label, layer.size), input];
-  if (compress) stages.push(createGzip({ level }));
+  if (compress) stages.push(compressor(how));
   stages.push(output, createWriteStream(file));
   await pipeline(stages as unknown as [Readable, ...Writable[]]);
   const got = input.digest();
@@ -78,9 +80,28 @@ async function stageLayer(catalog: Catalog, layer: Layer, dir: string, level: nu
   if (got !== expected) {
     throw new DigestMismatchError(catalog.source, `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`);
   }
-  const compression = compress ? 'gzip' : layer.compression;
-  const mediaType = compression === 'gzip' || compression === 'zstd' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;
+  const compression = compress ? how.method : layer.compression;
+  const mediaType =
+    compression === 'gzip' || compression === 'zstd' || compression === 'none' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;
   return { digest: output.digest(), size: output.size, mediaType, file };
+}
+
+export interface LayerCompression {
+  method: 'gzip' | 'zstd' | 'none';
+  level: number;
+}
+
+export const DEFAULT_LEVELS = { gzip: 6, zstd: 3, none: 0 } as const;
+
+/**
+ * gzip runs in-process (zlib, on libuv's thread pool, so layers compress in parallel); zstd
+ * through the system `zstd` with one worker per core (Node 20's zlib has no zstd, and the npm
+ * bindings either download binaries at install or compile with node-gyp).
+ */
+function compressor(how: LayerCompression): Transform {
+  if (how.method === 'gzip') return createGzip({ level: how.level });
+  if (how.method === 'zstd') return spawnFilter('zstd', [`-${how.level}`, '-T0', '-q', '-c'], 'zstd compression') as Transform;
+  return new PassThrough();
 }
 
 /** Writes a bundle to `output` (a path, or '-' for stdout), atomically for paths. */
@@ -102,7 +123,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
         }
         let blob = staged.get(layer.diffId);
         if (!blob) {
-          blob = limit(() => stageLayer(catalog, layer, staging.path, input.gzipLevel));
+          blob = limit(() => stageLayer(catalog, layer, staging.path, input.compression));
           blob.catch(() => undefined);
           staged.set(layer.diffId, blob);
         }

@@ -2,7 +2,8 @@ import { basename } from 'node:path';
 import type { Catalog } from '../archive/catalog.js';
 import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
-import { writeBundle } from '../bundle/write.js';
+import { spawnSync } from 'node:child_process';
+import { DEFAULT_LEVELS, writeBundle, type LayerCompression } from '../bundle/write.js';
 import { Engine, type EngineChoice } from '../engine/engine.js';
 import { UsageError } from '../errors.js';
 import { parsePlatform, type Image } from '../image/image.js';
@@ -18,12 +19,32 @@ export interface DiffOptions extends EngineChoice {
   output?: string;
   json?: boolean;
   level?: string;
+  compress?: string;
   platform?: string;
 }
 
 export interface Reporter {
   out: (text: string) => void;
   warn: (text: string) => void;
+}
+
+const LEVEL_RANGES = { gzip: [1, 9], zstd: [1, 19], none: [0, 0] } as const;
+
+export function layerCompression(options: { compress?: string; level?: string }): LayerCompression {
+  const method = options.compress ?? 'gzip';
+  if (method !== 'gzip' && method !== 'zstd' && method !== 'none') {
+    throw new UsageError(`--compress must be gzip, zstd or none, got '${method}'`);
+  }
+  if (method === 'zstd' && spawnSync('zstd', ['--version'], { stdio: 'ignore' }).status !== 0) {
+    throw new UsageError("--compress zstd needs the 'zstd' command, which is not installed");
+  }
+  if (options.level === undefined || method === 'none') return { method, level: DEFAULT_LEVELS[method] };
+  const level = Number(options.level);
+  const [min, max] = LEVEL_RANGES[method];
+  if (!Number.isInteger(level) || level < min || level > max) {
+    throw new UsageError(`--level for ${method} must be ${min}-${max}, got '${options.level}'`);
+  }
+  return { method, level };
 }
 
 /** `app_1.ddiff` for `registry/team/app:1`; the short image ID when untagged. */
@@ -88,8 +109,7 @@ export async function diffAgainst(
   options: DiffOptions,
   report: Reporter,
 ): Promise<void> {
-  const level = options.level === undefined ? 6 : Number(options.level);
-  if (!Number.isInteger(level) || level < 1 || level > 9) throw new UsageError(`--level must be 1-9, got '${options.level}'`);
+  const compression = layerCompression(options);
   const wanted = options.platform ? parsePlatform(options.platform) : undefined;
   const baseInfo = base === undefined ? SCRATCH_BASE : typeof base === 'string' ? await describeBase(base, options) : base;
   const baseName = baseInfo.reference ?? (base === undefined ? 'scratch' : 'the have-list');
@@ -114,7 +134,7 @@ export async function diffAgainst(
       base: { ...(baseInfo.reference ? { reference: baseInfo.reference } : {}), ids: baseInfo.ids, tags: baseInfo.tags, needed: [] },
       targets: chosen,
       baseHas: baseInfo.diffIds,
-      gzipLevel: level,
+      compression,
     });
     const layerCount = result.metadata.images.reduce((n, i) => n + i.layers.length, 0);
     const included = result.metadata.images.reduce((n, i) => n + i.layers.filter((l) => l.blob).length, 0);

@@ -18,6 +18,8 @@ export interface LoadOptions extends EngineChoice {
   output?: string;
   image?: string;
   json?: boolean;
+  /** false (--no-fast-path): always send the complete image, even to Docker's classic store. */
+  fastPath?: boolean;
 }
 
 /** Where the layers the bundle leaves out come from. */
@@ -145,7 +147,7 @@ export async function load(bundlePath: string, options: LoadOptions, report: Rep
     let omit: Set<Digest> | undefined;
     if (base.kind === 'engine') {
       const target = toEngine ? getEngine() : undefined;
-      if (target?.name === 'docker' && base.engine.name === 'docker' && (await target.hasClassicStore())) {
+      if (options.fastPath !== false && target?.name === 'docker' && base.engine.name === 'docker' && (await target.hasClassicStore())) {
         omit = fastPathOmits(images, base.image);
       }
       if (!omit) {
