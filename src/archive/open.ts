@@ -42,42 +42,38 @@ async function scanStream(input: Readable, source: string, head: Buffer): Promis
   return StreamCatalog.scan(input.pipe(inflate), `${source} (${compression})`);
 }
 
-/** Peeks at the first bytes of a stream without losing them. */
+/** Reads the first bytes of a stream and puts them back, so the stream is still whole. */
 async function peek(input: Readable): Promise<{ head: Buffer; stream: Readable }> {
-  // One iterator for both the peek and the rest: leaving a `for await` loop early (break)
-  // would destroy the input, and the rest of the stream would fail with an AbortError.
-  const iterator = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let length = 0;
-  let ended = false;
   while (length < BLOCK) {
-    const next = await iterator.next();
-    if (next.done) {
-      ended = true;
-      break;
+    const chunk = input.read() as Buffer | null;
+    if (chunk !== null) {
+      chunks.push(chunk);
+      length += chunk.length;
+      continue;
     }
-    chunks.push(next.value);
-    length += next.value.length;
+    if (input.readableEnded || input.destroyed) break;
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        input.off('readable', done);
+        input.off('end', done);
+        input.off('error', fail);
+        resolve();
+      };
+      const fail = (error: Error) => {
+        input.off('readable', done);
+        input.off('end', done);
+        reject(error);
+      };
+      input.once('readable', done);
+      input.once('end', done);
+      input.once('error', fail);
+    });
   }
   const head = Buffer.concat(chunks);
-  async function* rest(): AsyncGenerator<Buffer> {
-    if (head.length > 0) yield head;
-    if (ended) return;
-    let finished = false;
-    try {
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) {
-          finished = true;
-          return;
-        }
-        yield next.value;
-      }
-    } finally {
-      if (!finished) await iterator.return?.(); // the reader stopped early: release the input
-    }
-  }
-  return { head, stream: Readable.from(rest()) };
+  if (head.length > 0) input.unshift(head);
+  return { head, stream: input };
 }
 
 /**

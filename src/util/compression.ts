@@ -9,7 +9,8 @@ export type Compression = 'none' | 'gzip' | 'zstd' | 'bzip2' | 'xz';
 export function detectCompression(head: Buffer): Compression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
   if (head.length >= 4 && head.readUInt32BE(0) === 0x28b52ffd) return 'zstd';
-  if (head.length >= 3 && head.toString('latin1', 0, 3) === 'BZh') return 'bzip2';
+  // "BZh", a block size 1-9, then the block magic 0x314159265359 (its first bytes: "1A").
+  if (head.length >= 6 && /^BZh[1-9]1A$/.test(head.toString('latin1', 0, 6))) return 'bzip2';
   if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
   return 'none';
 }
