@@ -1,12 +1,9 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { diff, type DiffOptions, type Reporter } from './commands/diff.js';
-import fg from 'fast-glob';
-import { build, type BuildOptions } from './commands/build.js';
-import { have, type HaveOptions } from './commands/have.js';
-import { inspect, verify } from './commands/inspect.js';
-import { list } from './commands/list.js';
-import { load, type LoadOptions } from './commands/load.js';
+import type { DiffOptions, Reporter } from './commands/diff.js';
+import type { BuildOptions } from './commands/build.js';
+import type { HaveOptions } from './commands/have.js';
+import type { LoadOptions } from './commands/load.js';
 import { configureProgress } from './util/progress.js';
 import { DdiffError, errorMessage, UsageError } from './errors.js';
 
@@ -36,6 +33,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON (full sha256: digests)')
     .addOption(engineOption())
     .action(async (inputs: string[], options: { json?: boolean; engine?: string }) => {
+      const { list } = await import('./commands/list.js');
       await list(inputs, options, out);
     });
 
@@ -53,6 +51,7 @@ export function buildProgram(): Command {
     .option('--json', 'print a JSON summary')
     .addOption(engineOption())
     .action(async (inputs: string[], options: DiffOptions) => {
+      const { diff } = await import('./commands/diff.js');
       await diff(await expandGlobs(inputs), options, reporter);
     });
 
@@ -68,6 +67,7 @@ export function buildProgram(): Command {
     .option('--json', 'print a JSON summary')
     .addOption(engineOption())
     .action(async (bundle: string, options: LoadOptions) => {
+      const { load } = await import('./commands/load.js');
       await load(bundle, options, reporter);
     });
 
@@ -76,7 +76,7 @@ export function buildProgram(): Command {
     .description('show what a bundle holds and needs, and its size against the full images')
     .argument('<bundle>')
     .option('--json', 'print JSON')
-    .action(async (bundle: string, options: { json?: boolean }) => inspect(bundle, options, reporter));
+    .action(async (bundle: string, options: { json?: boolean }) => (await import('./commands/inspect.js')).inspect(bundle, options, reporter));
 
   program
     .command('verify')
@@ -85,7 +85,7 @@ export function buildProgram(): Command {
     .option('--base <ref|archive>', 'base to check')
     .option('--json', 'print JSON')
     .addOption(engineOption())
-    .action(async (bundle: string, options: LoadOptions) => verify(bundle, options, reporter));
+    .action(async (bundle: string, options: LoadOptions) => (await import('./commands/inspect.js')).verify(bundle, options, reporter));
 
   program
     .command('have')
@@ -93,7 +93,7 @@ export function buildProgram(): Command {
     .argument('[inputs...]', 'archives or image references (default: every local image)')
     .option('--json', 'print the have-list as JSON (the default when stdout is not a terminal)')
     .addOption(engineOption())
-    .action(async (inputs: string[], options: HaveOptions) => have(inputs, options, reporter));
+    .action(async (inputs: string[], options: HaveOptions) => (await import('./commands/have.js')).have(inputs, options, reporter));
 
   program
     .command('build')
@@ -106,13 +106,14 @@ export function buildProgram(): Command {
     .argument('<build-args...>')
     .passThroughOptions()
     .allowUnknownOption()
-    .action(async (args: string[], options: BuildOptions) => build(args, options, reporter));
+    .action(async (args: string[], options: BuildOptions) => (await import('./commands/build.js')).build(args, options, reporter));
 
   return program;
 }
 
 /** Expands glob patterns among inputs (quoted by the user so the shell left them). */
 async function expandGlobs(inputs: string[]): Promise<string[]> {
+  const { default: fg } = await import('fast-glob');
   const out: string[] = [];
   for (const input of inputs) {
     if (!fg.isDynamicPattern(input)) {
@@ -128,6 +129,27 @@ async function expandGlobs(inputs: string[]): Promise<string[]> {
 
 const reporter: Reporter = { out, warn: (text) => process.stderr.write(`${text}\n`) };
 
+const SYSTEM_ERRORS: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such file or directory',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'not a directory',
+  EROFS: 'read-only file system',
+  EPIPE: 'the reader closed the pipe',
+};
+
+/** Node's system errors (ENOSPC, EACCES …) as one line naming the path. */
+function describeSystemError(error: unknown): unknown {
+  if (error instanceof DdiffError || !(error instanceof Error)) return error;
+  const { code, path } = error as NodeJS.ErrnoException;
+  const text = code ? SYSTEM_ERRORS[code] : undefined;
+  if (!text) return error;
+  return new DdiffError(path ? `${path}: ${text}` : `${text} (${error.message})`);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
@@ -135,6 +157,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    error = describeSystemError(error);
     const prefix = process.env.NO_COLOR || !process.stderr.isTTY ? 'ddiff: error: ' : '\u001b[31mddiff: error:\u001b[0m ';
     process.stderr.write(`${prefix}${errorMessage(error).split('\n')[0]}\n`);
     if (process.env.DDIFF_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);

@@ -36,6 +36,12 @@ export abstract class Catalog {
       throw this.fail(error instanceof Error ? error.message : String(error));
     }
     if (name === '') return;
+    const earlier = this.entries.get(name);
+    if (earlier && (earlier.type !== 'directory' || entry.type !== 'directory')) {
+      // Tar lets a later entry replace an earlier one; image tools never write that, and it is how
+      // a tampered archive would hide a second version of a blob. Refused.
+      throw this.fail(`entry '${name}' appears more than once`);
+    }
     this.entries.set(name, { ...entry, name });
   }
 

@@ -71,8 +71,8 @@ export function decodeHeader(block: Buffer): RawHeader {
   if (!checksumOk(block)) throw new TarFormatError('header checksum mismatch');
   const flag = String.fromCharCode(block[156]!);
   let name = readString(block, 0, 100);
-  const magic = block.toString('latin1', 257, 263);
-  if (magic === 'ustar\u000000' || magic === 'ustar\0') {
+  // POSIX ustar ("ustar\0") has a prefix field; GNU ("ustar ") uses those bytes for other things.
+  if (block.toString('latin1', 257, 263) === 'ustar\0') {
     const prefix = readString(block, 345, 155);
     if (prefix) name = `${prefix}/${name}`;
   }

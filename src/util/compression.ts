@@ -56,12 +56,15 @@ export function spawnFilter(command: string, args: string[], what: string): Dupl
   child.stderr.setEncoding('utf8').on('data', (text: string) => {
     if (stderr.length < 4096) stderr += text;
   });
-  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
-  child.on('error', (error) => duplex.destroy(error));
+  // The output ends only once the tool has exited cleanly, so a failure is an error of the
+  // stream rather than a silently short output.
+  const output = new PassThrough();
+  child.stdout.pipe(output, { end: false });
+  const duplex = Duplex.from({ writable: child.stdin, readable: output });
+  child.on('error', (error) => duplex.destroy(new Error(`${what}: cannot run '${command}': ${error.message}`)));
   child.on('close', (code, signal) => {
-    if (code !== 0 && signal !== 'SIGTERM' && !duplex.destroyed) {
-      duplex.destroy(new Error(`${what} failed: ${stderr.trim() || `exit ${code ?? signal}`}`));
-    }
+    if (code === 0) output.end();
+    else if (!duplex.destroyed) duplex.destroy(new Error(`${what} failed: ${stderr.trim() || `exit ${code ?? signal}`}`));
   });
   duplex.on('close', () => {
     if (child.exitCode === null) child.kill('SIGTERM');

@@ -41,7 +41,7 @@ export function runCli(
     child.on('close', (code) => {
       const match = /\nddiff-test-maxrss=(\d+)\n?$/.exec(stderr);
       const maxRss = match ? Number(match[1]) * 1024 : 0;
-      if (match) stderr = stderr.slice(0, match.index + 1);
+      if (match) stderr = stderr.slice(0, match.index);
       resolve({ code: code ?? -1, stdout, stderr, maxRss });
     });
   });

@@ -29,6 +29,14 @@ export function digestFromName(path: string): Digest | undefined {
   return match ? `sha256:${match[1]}` : undefined;
 }
 
+/** Why a layer media type cannot be handled (encrypted layers need keys ddiff does not have). */
+function unsupportedLayerType(mediaType: string | undefined): string | undefined {
+  if (mediaType === undefined) return undefined;
+  if (/\+encrypted$|\.encrypted$/.test(mediaType)) return `is encrypted (${mediaType}); ddiff cannot read encrypted layers`;
+  if (!/tar|rootfs\.diff|layer/.test(mediaType)) return `has media type ${mediaType}, which is not a filesystem layer`;
+  return undefined;
+}
+
 const DOCKER_LAYER_MEDIA_TYPES: Record<Compression, string> = {
   none: 'application/vnd.docker.image.rootfs.diff.tar',
   gzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
@@ -58,15 +66,22 @@ export async function buildImage(catalog: Catalog, refs: ImageRefs): Promise<Ima
   }
   if (config.diffIds.length !== refs.layers.length) {
     throw catalog.fail(
-      `config '${refs.configPath}' lists ${config.diffIds.length} diff_ids but the manifest names ${refs.layers.length} layers`,
+      `config '${refs.configPath}' lists ${config.diffIds.length} diff_ids but the manifest names ${refs.layers.length} layer(s)`,
     );
   }
   const creators = layerCreators(config);
   const layers: Layer[] = [];
   for (const [i, ref] of refs.layers.entries()) {
     const diffId = config.diffIds[i]!;
+    const unsupported = unsupportedLayerType(ref.mediaType);
+    if (unsupported) throw catalog.fail(`layer ${i + 1} (diffID ${diffId}) ${unsupported}`);
     if (!catalog.has(ref.path)) {
-      throw catalog.fail(`layer ${i + 1} ('${ref.path}', diffID ${diffId}) is missing from the archive`);
+      const foreign = ref.mediaType !== undefined && /foreign|nondistributable/.test(ref.mediaType);
+      throw catalog.fail(
+        foreign
+          ? `layer ${i + 1} (diffID ${diffId}) is a foreign/non-distributable layer (${ref.mediaType}) whose blob is not in the archive; ddiff cannot ship it`
+          : `layer ${i + 1} ('${ref.path}', diffID ${diffId}) is missing from the archive`,
+      );
     }
     const entry = catalog.entry(ref.path);
     const compression = await catalog.compressionOf(ref.path);
