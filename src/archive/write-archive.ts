@@ -1,4 +1,6 @@
-import type { Readable, Writable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { Transform, type Readable, type Writable } from 'node:stream';
+import { DigestMismatchError } from '../errors.js';
 import { TarWriter } from '../tar/writer.js';
 import { progress } from '../util/progress.js';
 import type { Compression } from '../util/compression.js';
@@ -11,6 +13,8 @@ export interface SourceLayer {
   size: number;
   compression: Compression;
   open: () => Readable;
+  /** The archive or bundle the bytes come from, for error messages. */
+  source?: string;
 }
 
 export interface ArchiveImage {
@@ -27,6 +31,30 @@ const LAYER_TYPES: Record<Compression, string> = {
   bzip2: 'application/vnd.oci.image.layer.v1.tar',
   xz: 'application/vnd.oci.image.layer.v1.tar',
 };
+
+/**
+ * Passes a layer's bytes through and fails at their end when they do not hash to the digest
+ * they are written under: a corrupt base archive must not become a corrupt output archive.
+ */
+function verifying(layer: SourceLayer): Transform {
+  const hash = createHash('sha256');
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+    flush(callback) {
+      const got: Digest = `sha256:${hash.digest('hex')}`;
+      if (got === layer.digest) return callback();
+      callback(
+        new DigestMismatchError(
+          layer.source ?? 'layer',
+          `layer ${layer.diffId} is corrupt: its bytes hash to ${got}, expected ${layer.digest}`,
+        ),
+      );
+    },
+  });
+}
 
 const blob = (digest: Digest) => `blobs/sha256/${hexOf(digest)}`;
 
@@ -66,7 +94,7 @@ export async function writeImageArchive(
         layerPaths.push(path);
         if (written.has(path)) continue;
         written.add(path);
-        await writer.addStream(path, layer.size, layer.open(), progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size));
+        await writer.addStream(path, layer.size, layer.open(), verifying(layer), progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size));
       }
       const configPath = blob(image.id);
       if (!written.has(configPath)) {

@@ -41,7 +41,7 @@ async function archiveBase(input: string, spoolDir: string): Promise<BaseSource 
   for (const image of images) {
     for (const layer of image.layers) {
       if (layers.has(layer.diffId)) continue;
-      layers.set(layer.diffId, { ...layer, open: () => catalog.open(layer.path) });
+      layers.set(layer.diffId, { ...layer, source: catalog.source, open: () => catalog.open(layer.path) });
     }
   }
   return { kind: 'archive', name: input, catalog, layers };
@@ -125,7 +125,7 @@ function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest): SourceLayer 
   const entry = bundle.catalog.entry(blobEntry(blob));
   const meta = bundle.metadata.blobs.find((b) => b.digest === blob);
   const compression = meta?.mediaType.endsWith('+zstd') ? 'zstd' : meta?.mediaType.endsWith('+gzip') ? 'gzip' : 'none';
-  return { diffId, digest: blob, size: entry.size, compression, open: () => bundle.catalog.open(entry.name) };
+  return { diffId, digest: blob, size: entry.size, compression, source: bundle.path, open: () => bundle.catalog.open(entry.name) };
 }
 
 /** `ddiff load BUNDLE`: verify, find the base, rebuild the image and load it (or write it). */

@@ -28,10 +28,10 @@ export class TarWriter {
     });
   }
 
-  /** Streams `size` bytes from `data` into an entry; fails if the stream's length differs. */
-  async addStream(name: string, size: number, data: Readable, through?: Transform): Promise<void> {
+  /** Streams `size` bytes from `data` (through `through`, in order) into an entry; fails if the stream's length differs. */
+  async addStream(name: string, size: number, data: Readable, ...through: Transform[]): Promise<void> {
     const sink = this.pack.entry(this.header(name, size)) as unknown as Writable;
-    const flow = through ? pipeline(data, through, sink) : pipeline(data, sink);
+    const flow = pipeline([data, ...through, sink] as unknown as [Readable, Writable]);
     await Promise.race([flow, this.done]);
   }
 
