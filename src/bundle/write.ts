@@ -94,7 +94,7 @@ export interface LayerCompression {
 export const DEFAULT_LEVELS = { gzip: 6, zstd: 3, none: 0 } as const;
 
 /**
- * gzip runs in-process in 4 MiB members on every core (ParallelGzip); zstd
+ * gzip runs in-process in 1 MiB members on every core (ParallelGzip); zstd
  * through the system `zstd` with one worker per core (Node 20's zlib has no zstd, and the npm
  * bindings either download binaries at install or compile with node-gyp).
  */
