@@ -165,6 +165,16 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+let settled = false;
 main(process.argv).then((code) => {
+  settled = true;
   process.exitCode = code;
+});
+// Nothing left to wait for, yet the command has not finished (a stream nobody reads or ends):
+// a failure, never a silent exit 0.
+process.on('beforeExit', () => {
+  if (settled) return;
+  settled = true;
+  process.stderr.write('ddiff: error: internal error: the command stopped before finishing (a stream was left waiting)\n');
+  process.exitCode = 1;
 });

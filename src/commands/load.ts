@@ -7,7 +7,7 @@ import { writeImageArchive, type ArchiveImage, type SourceLayer } from '../archi
 import type { BundleImage } from '../bundle/format.js';
 import { blobEntry, openBundle, verifyBundle, type Bundle } from '../bundle/read.js';
 import { Engine, type EngineChoice, type EngineImage } from '../engine/engine.js';
-import { DdiffError, MissingLayersError } from '../errors.js';
+import { DdiffError, EngineError, MissingLayersError } from '../errors.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import type { Digest } from '../util/digest.js';
 import { isArchivePath } from './inputs.js';
@@ -196,8 +196,16 @@ export async function load(bundlePath: string, options: LoadOptions, report: Rep
       const stream = new PassThrough();
       const loading = eng.load(stream);
       loading.catch(() => undefined);
+      // An engine that quits before reading the whole archive (it refused it) leaves nobody
+      // reading the stream: the writer would wait forever. Its exit ends the write.
+      const quit = loading.then(() => {
+        throw new EngineError(`${eng.name} load exited before reading the whole archive`);
+      });
+      quit.catch(() => undefined);
+      const writing = write(stream);
+      writing.catch(() => undefined);
       try {
-        await write(stream);
+        await Promise.race([writing, quit]);
       } catch (error) {
         stream.destroy();
         await loading.catch(() => undefined);
