@@ -77,9 +77,11 @@ export class Engine {
       child.on('error', (error) =>
         reject(new EngineError(`${this.name} could not be started: ${error.message}`, { cause: error })),
       );
-      child.on('close', (code) => {
-        if (code === 0) resolve(out);
-        else reject(new EngineError(`${this.name} ${args[0]} ${args[1] ?? ''} failed: ${err.trim() || `exit ${code}`}`.replace(/ +/g, ' ')));
+      child.on('close', (code, signal) => {
+        if (code === 0) return resolve(out);
+        const how = signal ? `killed by ${signal}` : `exit ${code}`;
+        const said = err.trim();
+        reject(new EngineError(`${this.name} ${args[0]} ${args[1] ?? ''} failed: ${said ? (signal ? `${said} (${how})` : said) : how}`.replace(/ +/g, ' ')));
       });
     });
   }
