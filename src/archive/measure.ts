@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import { decompressor, detectCompression, type Compression } from '../util/compression.js';
@@ -138,5 +139,86 @@ export async function measureFileRange(
     return facts;
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * A pass-through that learns what `measure` learns (digest, size, compression and diffID) of
+ * the bytes flowing through it: for entries copied onward while they are read. Compressed
+ * bytes are also inflated, with back-pressure, to hash their diffID.
+ */
+export class MeasuringStream extends Transform {
+  private readonly hash = createHash('sha256');
+  private readonly source: string;
+  private size = 0;
+  private head = Buffer.alloc(0);
+  private compression: Compression | undefined;
+  private inflater: ReturnType<typeof decompressor> | undefined;
+  private inflated: Promise<Digest> | undefined;
+  private diffId: Digest | undefined;
+
+  constructor(source: string) {
+    super({ highWaterMark: 1 << 20 });
+    this.source = source;
+  }
+
+  private start(firstBytes: Buffer): void {
+    this.compression = detectCompression(firstBytes);
+    if (this.compression === 'none') return;
+    const inflater = decompressor(this.compression, this.source);
+    this.inflater = inflater;
+    this.inflated = (async () => {
+      const inner = createHash('sha256');
+      for await (const chunk of inflater) inner.update(chunk as Buffer);
+      return `sha256:${inner.digest('hex')}` as Digest;
+    })();
+    this.inflated.catch(() => undefined);
+  }
+
+  private feed(chunk: Buffer, callback: TransformCallback, passOn: Buffer): void {
+    if (this.inflater && !this.inflater.write(chunk)) this.inflater.once('drain', () => callback(null, passOn));
+    else callback(null, passOn);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    if (this.compression !== undefined) return this.feed(chunk, callback, chunk);
+    this.head = Buffer.concat([this.head, chunk]);
+    if (this.head.length < HEAD_BYTES) return callback();
+    this.start(this.head);
+    const head = this.head;
+    this.head = Buffer.alloc(0);
+    this.feed(head, callback, head);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.compression === undefined) {
+      this.start(this.head);
+      if (this.head.length > 0) this.push(this.head);
+      if (this.inflater) this.inflater.write(this.head);
+    }
+    const digest: Digest = `sha256:${this.hash.digest('hex')}`;
+    if (!this.inflater || !this.inflated) {
+      this.diffId = digest;
+      this.digest = digest;
+      return callback();
+    }
+    this.digest = digest;
+    this.inflater.end();
+    this.inflated.then((diffId) => {
+      this.diffId = diffId;
+      callback();
+    }, callback);
+  }
+
+  private digest: Digest | undefined;
+
+  /** The facts, once the stream has finished. */
+  facts(): EntryFacts {
+    if (!this.digest) throw new Error('MeasuringStream.facts() before the end of the stream');
+    const facts: EntryFacts = { digest: this.digest, size: this.size, compression: this.compression ?? 'none' };
+    if (this.diffId) facts.diffId = this.diffId;
+    return facts;
   }
 }

@@ -15,6 +15,8 @@ export interface SourceLayer {
   open: () => Readable;
   /** The archive or bundle the bytes come from, for error messages. */
   source?: string;
+  /** Already written into the archive under this entry name (base layers streamed in first). */
+  writtenAs?: string;
 }
 
 export interface ArchiveImage {
@@ -79,58 +81,71 @@ export async function writeImageArchive(
 ): Promise<void> {
   const writer = new TarWriter(output);
   try {
-    const written = new Set<string>();
-    const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
-    const index: { mediaType: string; digest: Digest; size: number; annotations?: Record<string, string> }[] = [];
-    const partial = options.omit !== undefined && options.omit.size > 0;
-    for (const image of images) {
-      const layerPaths: string[] = [];
-      for (const layer of image.layers) {
-        if (options.omit?.has(layer.diffId)) {
-          layerPaths.push(blob(layer.diffId));
-          continue;
-        }
-        const path = blob(layer.digest);
-        layerPaths.push(path);
-        if (written.has(path)) continue;
-        written.add(path);
-        await writer.addStream(path, layer.size, layer.open(), verifying(layer), progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size));
-      }
-      const configPath = blob(image.id);
-      if (!written.has(configPath)) {
-        written.add(configPath);
-        await writer.addBuffer(configPath, image.configBytes);
-      }
-      dockerManifest.push({ Config: configPath, RepoTags: image.tags, Layers: layerPaths });
-      if (partial) continue;
-      const manifest = Buffer.from(
-        JSON.stringify({
-          schemaVersion: 2,
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: image.id, size: image.configBytes.length },
-          layers: image.layers.map((l) => ({ mediaType: LAYER_TYPES[l.compression], digest: l.digest, size: l.size })),
-        }),
-      );
-      const manifestDigest = sha256(manifest);
-      if (!written.has(blob(manifestDigest))) {
-        written.add(blob(manifestDigest));
-        await writer.addBuffer(blob(manifestDigest), manifest);
-      }
-      const descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length };
-      if (image.tags.length === 0) index.push(descriptor);
-      for (const tag of image.tags) index.push({ ...descriptor, annotations: annotationsFor(tag) });
-    }
-    if (!partial) {
-      await writer.addBuffer(
-        'index.json',
-        JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: index }),
-      );
-      await writer.addBuffer('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    }
-    await writer.addBuffer('manifest.json', JSON.stringify(dockerManifest));
+    await writeImagesInto(writer, images, options);
     await writer.finish();
   } catch (error) {
     writer.destroy(error as Error);
     throw error;
   }
+}
+
+/** The entries of `writeImageArchive`, into a tar already under way (which the caller finishes). */
+export async function writeImagesInto(
+  writer: TarWriter,
+  images: ArchiveImage[],
+  options: { omit?: ReadonlySet<Digest> } = {},
+): Promise<void> {
+  const written = new Set<string>();
+  const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
+  const index: { mediaType: string; digest: Digest; size: number; annotations?: Record<string, string> }[] = [];
+  const partial = options.omit !== undefined && options.omit.size > 0;
+  for (const image of images) {
+    const layerPaths: string[] = [];
+    for (const layer of image.layers) {
+      if (options.omit?.has(layer.diffId)) {
+        layerPaths.push(blob(layer.diffId));
+        continue;
+      }
+      if (layer.writtenAs !== undefined) {
+        layerPaths.push(layer.writtenAs);
+        continue;
+      }
+      const path = blob(layer.digest);
+      layerPaths.push(path);
+      if (written.has(path)) continue;
+      written.add(path);
+      await writer.addStream(path, layer.size, layer.open(), verifying(layer), progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size));
+    }
+    const configPath = blob(image.id);
+    if (!written.has(configPath)) {
+      written.add(configPath);
+      await writer.addBuffer(configPath, image.configBytes);
+    }
+    dockerManifest.push({ Config: configPath, RepoTags: image.tags, Layers: layerPaths });
+    if (partial) continue;
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: image.id, size: image.configBytes.length },
+        layers: image.layers.map((l) => ({ mediaType: LAYER_TYPES[l.compression], digest: l.digest, size: l.size })),
+      }),
+    );
+    const manifestDigest = sha256(manifest);
+    if (!written.has(blob(manifestDigest))) {
+      written.add(blob(manifestDigest));
+      await writer.addBuffer(blob(manifestDigest), manifest);
+    }
+    const descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length };
+    if (image.tags.length === 0) index.push(descriptor);
+    for (const tag of image.tags) index.push({ ...descriptor, annotations: annotationsFor(tag) });
+  }
+  if (!partial) {
+    await writer.addBuffer(
+      'index.json',
+      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: index }),
+    );
+    await writer.addBuffer('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  }
+  await writer.addBuffer('manifest.json', JSON.stringify(dockerManifest));
 }

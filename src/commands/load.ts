@@ -3,7 +3,9 @@ import { PassThrough, type Writable } from 'node:stream';
 import type { Catalog } from '../archive/catalog.js';
 import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
-import { writeImageArchive, type ArchiveImage, type SourceLayer } from '../archive/write-archive.js';
+import { copyLayersFrom } from '../archive/copy-layers.js';
+import { writeImageArchive, writeImagesInto, type ArchiveImage, type SourceLayer } from '../archive/write-archive.js';
+import { TarWriter } from '../tar/writer.js';
 import type { BundleImage } from '../bundle/format.js';
 import { blobEntry, openBundle, verifyBundle, type Bundle } from '../bundle/read.js';
 import { Engine, type EngineChoice, type EngineImage } from '../engine/engine.js';
@@ -142,7 +144,7 @@ export async function load(bundlePath: string, options: LoadOptions, report: Rep
   const getEngine = () => (engine ??= Engine.choose(options));
   const spool = await tempDir('ddiff-load-');
   try {
-    let base = await chooseBase(bundle, needed, options, spool.path, getEngine);
+    const base = await chooseBase(bundle, needed, options, spool.path, getEngine);
     const toEngine = options.output === undefined;
     let omit: Set<Digest> | undefined;
     if (base.kind === 'engine') {
@@ -150,28 +152,46 @@ export async function load(bundlePath: string, options: LoadOptions, report: Rep
       if (options.fastPath !== false && target?.name === 'docker' && base.engine.name === 'docker' && (await target.hasClassicStore())) {
         omit = fastPathOmits(images, base.image);
       }
-      if (!omit) {
-        const file = `${spool.path}/base.tar`;
-        await base.engine.save([base.image.id], file);
-        const saved = await archiveBase(file, spool.path);
-        const error = missingError(needed, new Set(saved.layers.keys()), base.name);
-        if (error) throw error;
-        base = { ...saved, name: base.name };
-      }
     }
 
-    const archiveImages: ArchiveImage[] = [];
-    for (const image of images) {
-      const configBytes = await bundle.catalog.bytes(blobEntry(image.id));
-      const layers = image.layers.map((layer): SourceLayer => {
-        if (layer.blob) return bundleLayer(bundle, layer.diffId, layer.blob);
-        if (base.kind === 'archive') return base.layers.get(layer.diffId)!;
-        return { diffId: layer.diffId, digest: layer.diffId, size: 0, compression: 'none', open: () => { throw new Error('omitted'); } };
-      });
-      archiveImages.push({ id: image.id, configBytes, tags: image.tags, layers });
+    const imagesWith = async (baseLayer: (diffId: Digest) => SourceLayer): Promise<ArchiveImage[]> =>
+      Promise.all(
+        images.map(async (image) => ({
+          id: image.id,
+          configBytes: await bundle.catalog.bytes(blobEntry(image.id)),
+          tags: image.tags,
+          layers: image.layers.map((l) => (l.blob ? bundleLayer(bundle, l.diffId, l.blob) : baseLayer(l.diffId))),
+        })),
+      );
+
+    let write: (out: Writable) => Promise<void>;
+    if (base.kind === 'engine' && !omit) {
+      // Full rebuild from an engine's base: its `save` streams straight into the new archive.
+      const { engine: baseEngine, image: baseImage, name: baseName } = base;
+      write = async (out) => {
+        const writer = new TarWriter(out);
+        try {
+          const saved = baseEngine.saveStream(baseImage.id);
+          const copied = await copyLayersFrom(saved.stream, writer, `${baseEngine.name} save ${baseName}`);
+          await saved.done;
+          const missing = missingError(needed, new Set(copied.keys()), `${baseEngine.name}:${baseName}`);
+          if (missing) throw missing;
+          await writeImagesInto(writer, await imagesWith((diffId) => copied.get(diffId)!));
+          await writer.finish();
+        } catch (error) {
+          writer.destroy(error as Error);
+          throw error;
+        }
+      };
+    } else {
+      const archiveImages = await imagesWith((diffId) =>
+        base.kind === 'archive'
+          ? base.layers.get(diffId)!
+          : { diffId, digest: diffId, size: 0, compression: 'none', open: () => { throw new Error('omitted'); } },
+      );
+      write = (out) => writeImageArchive(out, archiveImages, omit ? { omit } : {});
     }
 
-    const write = (out: Writable) => writeImageArchive(out, archiveImages, omit ? { omit } : {});
     const summary = {
       images: images.map((i) => ({ id: i.id, tags: i.tags })),
       base: base.kind === 'none' ? null : base.name,

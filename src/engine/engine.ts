@@ -120,9 +120,35 @@ export class Engine {
     await this.run([...args, ...refs]);
   }
 
+  /**
+   * `save` of one image as a stream (docker-archive); `done` settles when the engine exits,
+   * rejecting with the engine's own message.
+   */
+  saveStream(ref: string): { stream: Readable; done: Promise<void> } {
+    const args = this.name === 'podman' ? ['save', '--format', 'docker-archive', ref] : ['save', ref];
+    const child = spawn(this.name, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const { stdout, stderr } = child as unknown as { stdout: Readable; stderr: Readable };
+    let err = '';
+    stderr.setEncoding('utf8').on('data', (t: string) => {
+      if (err.length < 16_384) err += t;
+    });
+    const done = new Promise<void>((resolve, reject) => {
+      child.on('error', (error) => reject(new EngineError(`${this.name} could not be started: ${error.message}`, { cause: error })));
+      child.on('close', (code, signal) => {
+        if (code === 0) resolve();
+        else reject(new EngineError(`${this.name} save ${ref} failed: ${err.trim() || `exit ${code ?? signal}`}`));
+      });
+    });
+    done.catch(() => undefined);
+    stdout.on('close', () => {
+      if (child.exitCode === null && !stdout.readableEnded) child.kill('SIGTERM');
+    });
+    return { stream: stdout, done };
+  }
+
   /** Feeds an archive stream to `load`; resolves with what the engine printed. */
   load(archive: Readable): Promise<string> {
-    return this.run(this.name === 'podman' ? ['load'] : ['load'], { stdin: archive });
+    return this.run(['load'], { stdin: archive });
   }
 
   /** True when Docker keeps images in its classic graphdriver store (not containerd's). */
