@@ -30,6 +30,23 @@ function answers(command: string, args: string[]): boolean {
   }
 }
 
+/**
+ * The engine's own message, on one line: its stderr without deprecation notices, warnings and
+ * log noise (`level=info …`), the remaining lines joined.
+ */
+export function engineMessage(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !/^(DEPRECATED|WARNING|WARN\[|time=".*level=(info|warning))/i.test(l) && !/Install the buildx component|docs\.docker\.com\/go\/buildx/.test(l));
+  return (lines.join('; ') || stderr.trim()).slice(0, 1000);
+}
+
+/** `docker image inspect` → "docker image inspect"; options are left out. */
+function commandName(name: string, args: string[]): string {
+  return [name, ...args.slice(0, 2).filter((a) => !a.startsWith('-'))].join(' ');
+}
+
 /** A local container engine driven through its CLI (`docker` or `podman`). */
 export class Engine {
   readonly name: EngineName;
@@ -54,36 +71,48 @@ export class Engine {
     throw new EngineError('no container engine answers (tried docker, then podman); pass image archives instead');
   }
 
-  /** Runs the engine CLI; resolves with stdout, rejects with the engine's own message. */
-  run(args: string[], io: { stdin?: Readable; stdout?: Writable } = {}): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.name, args, { stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      const { stdout, stderr } = child as unknown as { stdout: Readable; stderr: Readable };
-      if (io.stdout) stdout.pipe(io.stdout);
-      else stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
-      stderr.setEncoding('utf8').on('data', (t: string) => {
-        if (err.length < 16_384) err += t;
-      });
-      if (io.stdin && child.stdin) {
-        io.stdin.on('error', (error) => {
+  /**
+   * Starts the engine CLI. `exit` settles when it has exited: rejecting, on failure, with its
+   * own message (see engineMessage) and how it ended.
+   */
+  private start(args: string[], stdin?: Readable): { stdout: Readable; exit: Promise<void>; kill: () => void } {
+    const child = spawn(this.name, args, { stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const { stdout, stderr } = child as unknown as { stdout: Readable; stderr: Readable };
+    let err = '';
+    stderr.setEncoding('utf8').on('data', (t: string) => {
+      if (err.length < 16_384) err += t;
+    });
+    const exit = new Promise<void>((resolve, reject) => {
+      if (stdin && child.stdin) {
+        stdin.on('error', (error) => {
           child.kill('SIGTERM');
           reject(error);
         });
         child.stdin.on('error', () => undefined); // EPIPE when the engine quits early: reported by its exit
-        io.stdin.pipe(child.stdin);
+        stdin.pipe(child.stdin);
       }
       child.on('error', (error) =>
         reject(new EngineError(`${this.name} could not be started: ${error.message}`, { cause: error })),
       );
       child.on('close', (code, signal) => {
-        if (code === 0) return resolve(out);
+        if (code === 0) return resolve();
         const how = signal ? `killed by ${signal}` : `exit ${code}`;
-        const said = err.trim();
-        reject(new EngineError(`${this.name} ${args[0]} ${args[1] ?? ''} failed: ${said ? (signal ? `${said} (${how})` : said) : how}`.replace(/ +/g, ' ')));
+        const said = engineMessage(err);
+        reject(new EngineError(`${commandName(this.name, args)} failed: ${said ? (signal ? `${said} (${how})` : said) : how}`));
       });
     });
+    exit.catch(() => undefined);
+    return { stdout, exit, kill: () => child.exitCode === null && child.kill('SIGTERM') };
+  }
+
+  /** Runs the engine CLI; resolves with stdout (or pipes it to `io.stdout`). */
+  async run(args: string[], io: { stdin?: Readable; stdout?: Writable } = {}): Promise<string> {
+    const { stdout, exit } = this.start(args, io.stdin);
+    let out = '';
+    if (io.stdout) stdout.pipe(io.stdout, { end: false });
+    else stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
+    await exit;
+    return out;
   }
 
   async inspect(ref: string): Promise<EngineImage> {
@@ -126,24 +155,11 @@ export class Engine {
    */
   saveStream(ref: string): { stream: Readable; done: Promise<void> } {
     const args = this.name === 'podman' ? ['save', '--format', 'docker-archive', ref] : ['save', ref];
-    const child = spawn(this.name, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const { stdout, stderr } = child as unknown as { stdout: Readable; stderr: Readable };
-    let err = '';
-    stderr.setEncoding('utf8').on('data', (t: string) => {
-      if (err.length < 16_384) err += t;
-    });
-    const done = new Promise<void>((resolve, reject) => {
-      child.on('error', (error) => reject(new EngineError(`${this.name} could not be started: ${error.message}`, { cause: error })));
-      child.on('close', (code, signal) => {
-        if (code === 0) resolve();
-        else reject(new EngineError(`${this.name} save ${ref} failed: ${err.trim() || `exit ${code ?? signal}`}`));
-      });
-    });
-    done.catch(() => undefined);
+    const { stdout, exit, kill } = this.start(args);
     stdout.on('close', () => {
-      if (child.exitCode === null && !stdout.readableEnded) child.kill('SIGTERM');
+      if (!stdout.readableEnded) kill(); // the reader gave up: stop the save
     });
-    return { stream: stdout, done };
+    return { stream: stdout, done: exit };
   }
 
   /** Feeds an archive stream to `load`; resolves with what the engine printed. */
