@@ -97,8 +97,17 @@ export async function generateLayer(file: string, spec: LayerSpec): Promise<Gene
   return { file, diffId: `sha256:${hash.digest('hex')}`, size: (await stat(file)).size };
 }
 
-/** Writes a Docker ≤ 24 style `docker save` archive of one image made of the given layers. */
-export async function writeDockerArchive(file: string, tag: string, layers: GeneratedLayer[]): Promise<string> {
+/**
+ * Writes a Docker ≤ 24 style `docker save` archive of one image made of the given layers. With
+ * `onlyFilesOf`, only those layers' files are stored (the manifest still names every layer):
+ * the archive Docker's classic store loads when it already has the others.
+ */
+export async function writeDockerArchive(
+  file: string,
+  tag: string,
+  layers: GeneratedLayer[],
+  onlyFilesOf?: Set<string>,
+): Promise<string> {
   const config = Buffer.from(
     JSON.stringify({
       architecture: 'amd64',
@@ -114,38 +123,13 @@ export async function writeDockerArchive(file: string, tag: string, layers: Gene
   for (const layer of layers) {
     const path = `${layer.diffId.slice(7)}/layer.tar`;
     paths.push(path);
+    if (onlyFilesOf && !onlyFilesOf.has(layer.diffId)) continue;
     await writer.addStream(path, layer.size, createReadStream(layer.file, { highWaterMark: CHUNK }));
   }
   await writer.addBuffer(`${configHex}.json`, config);
   await writer.addBuffer('manifest.json', JSON.stringify([{ Config: `${configHex}.json`, RepoTags: [tag], Layers: paths }]));
   await writer.finish();
   return `sha256:${configHex}`;
-}
-
-/** An archive holding only `newLayers`' files but naming every layer: what Docker's fast path loads. */
-export async function writeNewLayersOnly(file: string, tag: string, layers: GeneratedLayer[], newLayers: Set<string>): Promise<void> {
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      config: {},
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-      history: layers.map((_, i) => ({ created_by: `bench layer ${i + 1}` })),
-    }),
-  );
-  const configHex = createHash('sha256').update(config).digest('hex');
-  const writer = new TarWriter(createWriteStream(file));
-  const paths: string[] = [];
-  for (const layer of layers) {
-    const path = `${layer.diffId.slice(7)}/layer.tar`;
-    paths.push(path);
-    if (newLayers.has(layer.diffId)) {
-      await writer.addStream(path, layer.size, createReadStream(layer.file, { highWaterMark: CHUNK }));
-    }
-  }
-  await writer.addBuffer(`${configHex}.json`, config);
-  await writer.addBuffer('manifest.json', JSON.stringify([{ Config: `${configHex}.json`, RepoTags: [tag], Layers: paths }]));
-  await writer.finish();
 }
 
 /** Specs for a base of `totalBytes` in four layers, and a delta of about `fraction` of it. */

@@ -14,7 +14,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { baseSpecs, deltaSpecs, generateLayer, writeDockerArchive, writeNewLayersOnly, type GeneratedLayer } from './generate.js';
+import { baseSpecs, deltaSpecs, generateLayer, writeDockerArchive, type GeneratedLayer } from './generate.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cli = join(here, '..', 'src', 'cli.js');
@@ -170,7 +170,7 @@ async function engineSteps(
     record({ size: label, step: 'diff engine refs', m: diff, baseline: 'docker save >/dev/null + gzip', ratio: diff.wall / baselineWall, target: '≤ 1.1' });
 
     const partial = join(dir, 'new-only.tar');
-    await writeNewLayersOnly(partial, s.tagTarget, [...s.base, ...s.delta], new Set(s.delta.map((l) => l.diffId)));
+    await writeDockerArchive(partial, s.tagTarget, [...s.base, ...s.delta], new Set(s.delta.map((l) => l.diffId)));
     const loadNew = await best(() => docker(`load -q -i ${partial} >/dev/null`), rmiTarget);
     const fast = await best(() => ddiff(['load', '--json', bundle, '--engine', 'docker']), rmiTarget);
     const fastMode = (JSON.parse(fast.stdout) as { mode: string }).mode;
