@@ -4,7 +4,12 @@ import { TarFileCatalog } from '../archive/tar-file-catalog.js';
 import { ArchiveError, DigestMismatchError } from '../errors.js';
 import { hexOf, type Digest } from '../util/digest.js';
 import { BundleFormatError, METADATA_ENTRY, parseMetadata, type BundleBlob, type BundleMetadata } from './format.js';
+import { createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { tempDir } from '../util/cleanup.js';
 
 export interface Bundle {
   path: string;
@@ -16,13 +21,34 @@ export function blobEntry(digest: Digest): string {
   return `blobs/sha256/${hexOf(digest)}`;
 }
 
-/** Opens a bundle file and reads its metadata (the first entry). */
-export async function openBundle(path: string): Promise<Bundle> {
-  const info = await stat(path).catch(() => undefined);
+/**
+ * A bundle arriving on stdin (`ddiff diff … -o - | ssh host ddiff load -`) is spooled to a
+ * temporary file first: its blobs are verified before anything is loaded, so it is read twice.
+ * The file goes when the process exits (see util/cleanup).
+ */
+async function spoolStdin(stdin: Readable): Promise<string> {
+  const dir = await tempDir('ddiff-bundle-');
+  const file = join(dir.path, 'bundle.ddiff');
+  await pipeline(stdin, createWriteStream(file));
+  return file;
+}
+
+/** Opens a bundle file (or `-`, standard input) and reads its metadata (the first entry). */
+export async function openBundle(path: string, stdin: Readable = process.stdin): Promise<Bundle> {
+  if (path === '-') {
+    const spooled = await spoolStdin(stdin);
+    if ((await stat(spooled)).size === 0) throw new ArchiveError('<stdin>', 'input is empty');
+    return readBundleFile(spooled, '<stdin>');
+  }
+  return readBundleFile(path, path);
+}
+
+async function readBundleFile(file: string, path: string): Promise<Bundle> {
+  const info = await stat(file).catch(() => undefined);
   if (!info) throw new ArchiveError(path, 'no such file');
   if (info.isDirectory()) throw new ArchiveError(path, 'is a directory, expected a bundle file');
   if (info.size === 0) throw new ArchiveError(path, 'file is empty');
-  const catalog = await TarFileCatalog.open(path);
+  const catalog = await TarFileCatalog.open(file, path);
   if (catalog.names()[0] !== METADATA_ENTRY) {
     throw new ArchiveError(path, `not a ddiff bundle (first entry is not ${METADATA_ENTRY})`);
   }

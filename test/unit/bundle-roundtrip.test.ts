@@ -175,3 +175,19 @@ test('bundle of a 3 MB layer on a 20 MB base is within 1.05x of gzip -6 of that 
   t.diagnostic(`bundle ${bundleSize} B, gzip -6 of the layer ${gzipSize} B, ratio ${(bundleSize / gzipSize).toFixed(4)}`);
   assert.ok(bundleSize <= 1.05 * gzipSize, `bundle ${bundleSize} > 1.05 x ${gzipSize}`);
 });
+
+test('diff -o - piped into load - (bundle through a pipe, as over ssh)', async (t) => {
+  const dir = await scratch(t);
+  const out = join(dir, 'piped.tar');
+  const cli = join(fixturesDir, '..', 'dist', 'src', 'cli.js');
+  const r = spawnSync(
+    'bash',
+    ['-o', 'pipefail', '-c', `node ${cli} diff "$1" "$2" -o - | node ${cli} load - --base "$1" -o "$3"`, 'pipe', fixture('docker-base.tar'), fixture('docker-app.tar'), out],
+    { encoding: 'utf8' },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal((await listed(out))[0]!.id, appImage.imageId);
+  const empty = await runCli(['load', '-', '-o', join(dir, 'x.tar')], { stdin: Buffer.alloc(0) });
+  assert.equal(empty.code, 1);
+  assert.match(empty.stderr, /<stdin>: input is empty/);
+});
