@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
-import { Transform, type Readable, type Writable } from 'node:stream';
+import type { Readable, Transform, Writable } from 'node:stream';
 import { DigestMismatchError } from '../errors.js';
 import { TarWriter } from '../tar/writer.js';
 import { progress } from '../util/progress.js';
 import type { Compression } from '../util/compression.js';
-import { hexOf, sha256, type Digest } from '../util/digest.js';
+import { DigestingStream, hexOf, sha256, type Digest } from '../util/digest.js';
 
 /** A layer to write: where its stored bytes come from. */
 export interface SourceLayer {
@@ -39,22 +38,10 @@ const LAYER_TYPES: Record<Compression, string> = {
  * they are written under: a corrupt base archive must not become a corrupt output archive.
  */
 function verifying(layer: SourceLayer): Transform {
-  const hash = createHash('sha256');
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      callback(null, chunk);
-    },
-    flush(callback) {
-      const got: Digest = `sha256:${hash.digest('hex')}`;
-      if (got === layer.digest) return callback();
-      callback(
-        new DigestMismatchError(
-          layer.source ?? 'layer',
-          `layer ${layer.diffId} is corrupt: its bytes hash to ${got}, expected ${layer.digest}`,
-        ),
-      );
-    },
+  return new DigestingStream({
+    digest: layer.digest,
+    mismatch: (got) =>
+      new DigestMismatchError(layer.source ?? 'layer', `layer ${layer.diffId} is corrupt: its bytes hash to ${got}, expected ${layer.digest}`),
   });
 }
 

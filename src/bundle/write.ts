@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +12,7 @@ import { spawnFilter } from '../util/compression.js';
 import { ParallelGzip } from '../util/parallel-gzip.js';
 import { progress } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
-import { hexOf, sha256, type Digest } from '../util/digest.js';
+import { DigestingStream, hexOf, sha256, type Digest } from '../util/digest.js';
 import {
   BUNDLE_FORMAT,
   BUNDLE_VERSION,
@@ -46,20 +45,6 @@ export interface BundleResult {
   size: number;
 }
 
-class Hasher extends Transform {
-  private readonly hash = createHash('sha256');
-  size = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.hash.update(chunk);
-    this.size += chunk.length;
-    this.push(chunk);
-    done();
-  }
-  digest(): Digest {
-    return `sha256:${this.hash.digest('hex')}`;
-  }
-}
-
 /**
  * Copies a target layer into the staging dir in its bundle form: compressed layers byte for
  * byte, uncompressed ones through gzip. The bytes are checked against the layer's digest (or
@@ -67,19 +52,19 @@ class Hasher extends Transform {
  */
 async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: LayerCompression): Promise<BundleBlob & { file: string }> {
   const file = join(dir, `layer-${hexOf(layer.diffId)}`);
-  const input = new Hasher();
-  const output = new Hasher();
   const compress = layer.compression === 'none';
+  const expected = compress ? layer.diffId : layer.digest;
+  const input = new DigestingStream({
+    digest: expected,
+    mismatch: (got) =>
+      new DigestMismatchError(catalog.source, `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`),
+  });
+  const output = new DigestingStream();
   const label = `${compress && how.method !== 'none' ? 'compressing' : 'copying'} ${layer.diffId.slice(7, 19)}`;
   const stages: (Readable | Writable | Transform)[] = [catalog.open(layer.path), progress(label, layer.size), input];
   if (compress) stages.push(compressor(how));
   stages.push(output, createWriteStream(file));
   await pipeline(stages as unknown as [Readable, ...Writable[]]);
-  const got = input.digest();
-  const expected = compress ? layer.diffId : layer.digest;
-  if (got !== expected) {
-    throw new DigestMismatchError(catalog.source, `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`);
-  }
   const compression = compress ? how.method : layer.compression;
   const mediaType =
     compression === 'gzip' || compression === 'zstd' || compression === 'none' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;
@@ -153,7 +138,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
 
     const target = output === '-' ? undefined : atomicOutput(output);
     const sink = target ? createWriteStream(target.tempPath) : process.stdout;
-    const counter = new Hasher();
+    const counter = new DigestingStream();
     const writer = new TarWriter(counter);
     const written = pipeline(counter, sink);
     try {
