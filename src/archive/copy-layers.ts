@@ -4,16 +4,12 @@ import tar from 'tar-stream';
 import { ArchiveError } from '../errors.js';
 import type { TarWriter } from '../tar/writer.js';
 import type { Digest } from '../util/digest.js';
+import { looksLikeJson } from '../util/json.js';
 import { MeasuringStream } from './measure.js';
 import type { SourceLayer } from './write-archive.js';
 
 /** Entries of docker-save archives that are never layers. */
 const METADATA_NAMES = new Set(['manifest.json', 'index.json', 'oci-layout', 'repositories', 'VERSION', 'json']);
-
-function firstByteIsJson(head: Buffer): boolean {
-  const first = head.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
-  return first === 0x7b || first === 0x5b;
-}
 
 /**
  * Copies every layer file of an archive stream (e.g. `docker save` output) into `writer` as it
@@ -38,7 +34,7 @@ export async function copyLayersFrom(input: Readable, writer: TarWriter, source:
       const chunks = entry[Symbol.asyncIterator]();
       const first = await chunks.next();
       const head = Buffer.from(first.value as Uint8Array);
-      if (firstByteIsJson(head)) {
+      if (looksLikeJson(head)) {
         for await (const chunk of { [Symbol.asyncIterator]: () => chunks }) void chunk;
         continue;
       }

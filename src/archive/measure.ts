@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import { decompressor, detectCompression, type Compression } from '../util/compression.js';
 import type { Digest } from '../util/digest.js';
+import { looksLikeJson } from '../util/json.js';
 
 /** What hashing one entry's bytes tells: its digest as stored and, where asked, its diffID. */
 export interface EntryFacts {
@@ -23,14 +24,6 @@ export interface MeasureOptions {
 }
 
 const HEAD_BYTES = 6;
-
-function looksLikeJson(head: Buffer): boolean {
-  for (const byte of head) {
-    if (byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09) continue;
-    return byte === 0x7b || byte === 0x5b; // { or [
-  }
-  return false;
-}
 
 /**
  * Reads a stream once: hashes it, detects its compression from magic bytes, optionally hashes

@@ -2,12 +2,12 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { DdiffError } from '../errors.js';
+import { digestFromName } from './formats/build-image.js';
 import { Catalog, MAX_JSON_BYTES, type CatalogEntry } from './catalog.js';
 import type { Compression } from '../util/compression.js';
 import { measure, type EntryFacts } from './measure.js';
 import type { EntryType } from '../tar/header.js';
 
-const CONTENT_ADDRESSED = /(^|\/)(blobs\/sha256\/)?[0-9a-f]{64}$/;
 
 function entryType(type: tar.Header['type']): EntryType {
   switch (type) {
@@ -52,7 +52,8 @@ export class StreamCatalog extends Catalog {
           entry.resume();
           continue;
         }
-        const wantDiffId = !CONTENT_ADDRESSED.test(header.name);
+        // Content-addressed blobs are checked by their name; others by decompressing to the diffID.
+        const wantDiffId = digestFromName(header.name) === undefined;
         const { facts, kept } = await measure(entry, { wantDiffId, keepJsonUpTo: MAX_JSON_BYTES, source });
         const name = catalog.resolveName(header.name);
         catalog.measured.set(name, facts);

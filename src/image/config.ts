@@ -1,4 +1,5 @@
 import { isDigest, type Digest } from '../util/digest.js';
+import { isRecord } from '../util/json.js';
 import type { HistoryEntry, Platform } from './image.js';
 
 /** The parts of an image config (OCI / Docker) that ddiff uses. */
@@ -10,9 +11,6 @@ export interface ImageConfig {
 
 export class ConfigError extends Error {}
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 export function parseConfig(json: unknown): ImageConfig {
   if (!isRecord(json)) throw new ConfigError('config is not a JSON object');

@@ -106,9 +106,7 @@ export async function buildImage(catalog: Catalog, refs: ImageRefs): Promise<Ima
   return image;
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+export { isRecord } from '../../util/json.js';
 
 export function optionalDigest(value: unknown): Digest | undefined {
   return isDigest(value) ? value : undefined;
