@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open, readFile, realpath, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import fg from 'fast-glob';
 import { Catalog, type CatalogEntry } from './catalog.js';
@@ -20,13 +20,15 @@ export class DirectoryCatalog extends Catalog {
   static async open(dir: string): Promise<DirectoryCatalog> {
     const root = await realpath(dir);
     const catalog = new DirectoryCatalog(dir);
-    const names = await fg('**', { cwd: root, dot: true, onlyFiles: true, followSymbolicLinks: false });
+    // Not onlyFiles: that drops symlinks (fast-glob does not follow them here), and a layout's links
+    // must be resolved — inside the directory — or refused, never skipped as if absent.
+    const names = await fg('**', { cwd: root, dot: true, onlyFiles: false, followSymbolicLinks: false });
     for (const name of names) {
       const full = join(root, name);
       const target = await realpath(full).catch(() => undefined);
       if (target === undefined) continue; // dangling symlink: as if absent
       const rel = relative(root, target);
-      if (rel.startsWith('..') || rel.startsWith(sep)) throw catalog.fail(`'${name}' links outside the directory`);
+      if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) throw catalog.fail(`'${name}' links outside the directory`);
       const info = await stat(target);
       if (!info.isFile()) continue;
       catalog.add({ name, type: 'file', size: info.size, linkname: '' });
