@@ -1,4 +1,5 @@
-import { rmSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
+import { DdiffError } from '../errors.js';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -52,12 +53,21 @@ export async function tempDir(prefix = 'ddiff-'): Promise<{ path: string; dispos
  * one directory never collide.
  */
 export function atomicOutput(finalPath: string): { tempPath: string; commit: () => Promise<void>; abort: () => Promise<void> } {
+  if (statSync(finalPath, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new DdiffError(`${finalPath}: is a directory; -o takes a file name`);
+  }
   const tempPath = join(dirname(finalPath), `.${basename(finalPath)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
   track(tempPath);
   return {
     tempPath,
     commit: async () => {
-      await rename(tempPath, finalPath);
+      try {
+        await rename(tempPath, finalPath);
+      } catch (error) {
+        // Name the output the user gave, not the temporary name it was written under.
+        (error as NodeJS.ErrnoException).path = finalPath;
+        throw error;
+      }
       pending.delete(tempPath);
     },
     abort: () => release(tempPath),
