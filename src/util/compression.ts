@@ -38,7 +38,9 @@ function hasCommand(command: string): boolean {
  */
 export function decompressor(compression: Compression, source: string): Duplex {
   if (compression === 'none') return new PassThrough();
-  if (compression === 'gzip') return createGunzip();
+  // 256 KiB output chunks, not zlib's 16 KiB: a highly compressed layer otherwise costs one
+  // stream round trip per 16 KiB (2 GiB of zeros: 7.1 s → 1.7 s, same peak RSS).
+  if (compression === 'gzip') return createGunzip({ chunkSize: 256 << 10 });
   const command = SYSTEM_DECOMPRESSORS[compression];
   if (!hasCommand(command)) {
     throw new UnsupportedCompressionError(
