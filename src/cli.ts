@@ -150,6 +150,16 @@ function describeSystemError(error: unknown): unknown {
   return new DdiffError(path ? `${path}: ${text}` : `${text} (${error.message})`);
 }
 
+/**
+ * A message as one printable line: control characters (which a hostile archive can put in entry
+ * names, tags or JSON it quotes) are shown escaped, so they can neither drive the terminal nor
+ * end the line early.
+ */
+function printable(message: string): string {
+  const text = message.replace(/\n+$/, '');
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => (c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
@@ -159,7 +169,7 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     error = describeSystemError(error);
     const prefix = process.env.NO_COLOR || !process.stderr.isTTY ? 'ddiff: error: ' : '\u001b[31mddiff: error:\u001b[0m ';
-    process.stderr.write(`${prefix}${errorMessage(error).split('\n')[0]}\n`);
+    process.stderr.write(`${prefix}${printable(errorMessage(error))}\n`);
     if (process.env.DDIFF_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
     return error instanceof DdiffError ? error.exitCode : 1;
   }
