@@ -141,6 +141,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     const counter = new DigestingStream();
     const writer = new TarWriter(counter);
     const written = pipeline(counter, sink);
+    written.catch(() => undefined); // awaited below; a failing sink (ENOSPC) must not be an unhandled rejection meanwhile
     try {
       await writer.addBuffer(METADATA_ENTRY, `${JSON.stringify(metadata, null, 2)}\n`);
       for (const [id, bytes] of configs) {
