@@ -45,6 +45,9 @@ export class StreamCatalog extends Catalog {
     const consume = (async () => {
       for await (const entry of extract) {
         const { header } = entry;
+        // tar-stream reads a base-256 size it cannot decode as null, and then waits forever for
+        // the entry's end: refuse it here, as the seek-based index does.
+        if (!Number.isSafeInteger(header.size) || header.size! < 0) throw catalog.fail(`entry '${header.name}' has a bad size`);
         const type = entryType(header.type);
         const record: CatalogEntry = { name: header.name, type, size: header.size ?? 0, linkname: header.linkname ?? '' };
         catalog.add(record);
