@@ -1,4 +1,5 @@
 import { isDigest, type Digest } from '../util/digest.js';
+import { isRecord } from '../util/json.js';
 
 /**
  * A bundle is an uncompressed tar: `ddiff-bundle.json` (this metadata) first, then
@@ -53,6 +54,10 @@ function check(condition: unknown, problem: string): asserts condition {
   if (!condition) throw new BundleFormatError(problem);
 }
 
+function strings(value: unknown): boolean {
+  return Array.isArray(value) && value.every((v) => typeof v === 'string');
+}
+
 function digests(value: unknown, what: string): Digest[] {
   check(Array.isArray(value) && value.every(isDigest), `${what} is not a list of sha256 digests`);
   return value as Digest[];
@@ -60,7 +65,7 @@ function digests(value: unknown, what: string): Digest[] {
 
 /** Validates parsed metadata; unknown newer versions are refused with a clear message. */
 export function parseMetadata(json: unknown): BundleMetadata {
-  check(typeof json === 'object' && json !== null, 'metadata is not a JSON object');
+  check(isRecord(json), 'metadata is not a JSON object');
   const doc = json as Record<string, unknown>;
   check(doc.format === BUNDLE_FORMAT, 'not a ddiff bundle (wrong "format")');
   check(typeof doc.version === 'number', 'metadata has no version');
@@ -68,22 +73,30 @@ export function parseMetadata(json: unknown): BundleMetadata {
     doc.version <= BUNDLE_VERSION,
     `bundle format version ${doc.version} is newer than this ddiff supports (${BUNDLE_VERSION}); upgrade ddiff`,
   );
-  const base = doc.base as Record<string, unknown> | undefined;
-  check(typeof base === 'object' && base !== null, 'metadata has no base');
+  const base = doc.base;
+  check(isRecord(base), 'metadata has no base');
   digests(base.ids, 'base.ids');
   digests(base.needed, 'base.needed');
+  check(strings(base.tags), 'base.tags is not a list of strings');
+  check(base.reference === undefined || typeof base.reference === 'string', 'base.reference is not a string');
   check(Array.isArray(doc.blobs), 'metadata has no blobs list');
-  for (const blob of doc.blobs as unknown[]) {
-    const b = blob as Record<string, unknown>;
-    check(isDigest(b.digest) && Number.isSafeInteger(b.size) && (b.size as number) >= 0, 'a blob entry is malformed');
+  for (const b of doc.blobs as unknown[]) {
+    check(
+      isRecord(b) && isDigest(b.digest) && Number.isSafeInteger(b.size) && (b.size as number) >= 0 && typeof b.mediaType === 'string',
+      'a blob entry is malformed',
+    );
   }
   check(Array.isArray(doc.images) && doc.images.length > 0, 'metadata lists no images');
-  for (const image of doc.images as unknown[]) {
-    const i = image as Record<string, unknown>;
-    check(isDigest(i.id) && Array.isArray(i.layers) && Array.isArray(i.tags), 'an image entry is malformed');
-    for (const layer of i.layers as unknown[]) {
-      const l = layer as Record<string, unknown>;
-      check(isDigest(l.diffId) && (l.blob === undefined || isDigest(l.blob)), 'a layer entry is malformed');
+  for (const i of doc.images as unknown[]) {
+    check(isRecord(i) && isDigest(i.id) && Array.isArray(i.layers) && strings(i.tags) && typeof i.platform === 'string', 'an image entry is malformed');
+    for (const l of i.layers as unknown[]) {
+      check(
+        isRecord(l) &&
+          isDigest(l.diffId) &&
+          (l.blob === undefined || isDigest(l.blob)) &&
+          (l.size === undefined || (Number.isSafeInteger(l.size) && (l.size as number) >= 0)),
+        'a layer entry is malformed',
+      );
     }
   }
   return doc as unknown as BundleMetadata;
