@@ -172,7 +172,15 @@ export async function load(bundlePath: string, options: LoadOptions, report: Rep
         const writer = new TarWriter(out);
         try {
           const saved = baseEngine.saveStream(baseImage.id);
-          const copied = await copyLayersFrom(saved.stream, writer, `${baseEngine.name} save ${baseName}`);
+          let copied;
+          try {
+            copied = await copyLayersFrom(saved.stream, writer, `${baseEngine.name} save ${baseName}`);
+          } catch (error) {
+            // A save that broke off (killed, or failing with a message) leaves a truncated
+            // stream: the engine's own failure is the cause to report, not the truncation.
+            if (saved.stream.readableEnded) await saved.done;
+            throw error;
+          }
           await saved.done;
           const missing = missingError(needed, new Set(copied.keys()), `${baseEngine.name}:${baseName}`);
           if (missing) throw missing;
