@@ -577,6 +577,16 @@ export const CASES: HostileCase[] = [
     runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /has a bad size/)),
   },
   {
+    name: 'header-size-base256-undecodable',
+    input: 'docker-app.tar whose first header has a base-256 size starting 0xC0 (tar-stream reads null; checksum fixed)',
+    build: async (ctx, path) => put(path, patchHeader(ctx.targetBytes, 0, 124, Buffer.from([0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))),
+    runs: {
+      list: fails('ArchiveError', /entry '1cc60698.*\/' has a bad size/),
+      'list-stdin': fails('ArchiveError', /entry '1cc60698.*\/' has a bad size/),
+      'diff-target': fails('ArchiveError', /has a bad size/),
+    },
+  },
+  {
     name: 'header-bad-checksum',
     input: 'docker-app.tar with a name byte of the manifest.json header flipped (checksum not fixed)',
     build: async (ctx, path) => put(path, patchHeader(ctx.targetBytes, entry(ctx.targetBytes, 'manifest.json').headerOffset, 0, Buffer.from('N'), false)),
