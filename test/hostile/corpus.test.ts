@@ -2,7 +2,8 @@
 // one stderr line naming the input, nothing left behind) and in-process (the error's class).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { repoRoot } from '../helpers/cli.js';
 import { join } from 'node:path';
 import { CASES, type Command, type Context } from './corpus.js';
 import { makeContext, runInProcess, runThroughCli } from './harness.js';
@@ -16,8 +17,11 @@ after(async () => {
 });
 
 describe('hostile-input corpus', { concurrency: 3 }, () => {
-  test('case names are unique', () => {
+  test('case names are unique, and README.md lists every case', async () => {
     assert.equal(new Set(CASES.map((c) => c.name)).size, CASES.length);
+    const readme = await readFile(join(repoRoot, 'test', 'hostile', 'README.md'), 'utf8');
+    const missing = CASES.filter((c) => !readme.includes(`| ${c.name} |`)).map((c) => c.name);
+    assert.deepEqual(missing, [], 'cases missing from test/hostile/README.md');
   });
 
   for (const hostile of CASES) {
