@@ -155,7 +155,7 @@ describe('interrupted by SIGINT / SIGTERM', () => {
       await mkdir(out);
       const output = join(out, c.command === 'diff' ? 'big.ddiff' : 'big.tar');
       const args = c.command === 'diff' ? ['diff', base, big, ...c.extra, '-o', output] : ['load', bigBundle, '-o', output];
-      const ready = c.phase === 'staging' ? () => hasFile(tmp, /layer-/, 1 << 20) : () => hasFile(out, /^\.big\..*\.tmp$/, 1 << 20);
+      const ready = c.phase === 'staging' ? () => hasFile(tmp, /./, 1 << 20) : () => hasFile(out, /^\.big\..*\.tmp$/, 1 << 20);
       const r = await interrupt(args, { DDIFF_TMPDIR: tmp }, ready, c.signal);
       t.diagnostic(`${c.signal} after ${r.ms} ms`);
       assert.equal(r.code, c.code, `exit ${r.code} (signal ${r.signal}); stderr: ${r.stderr}`);
