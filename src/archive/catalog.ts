@@ -56,7 +56,13 @@ export abstract class Catalog {
 
   /** The regular file that `name` is or links to, or undefined when there is none. */
   resolve(name: string): CatalogEntry | undefined {
-    let current = normalizeEntryName(name);
+    let current: string;
+    try {
+      current = normalizeEntryName(name); // a name from a manifest: '/', '../x' are as hostile as entries
+    } catch (error) {
+      if (error instanceof UnsafePathError) throw this.fail(`the manifest names '${name}', which is not inside the archive`);
+      throw error;
+    }
     for (let hops = 0; hops < 32; hops++) {
       const entry = this.entries.get(current);
       if (!entry) return undefined;
