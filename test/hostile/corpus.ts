@@ -382,6 +382,27 @@ export const CASES: HostileCase[] = [
     runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /layer 2 \('l1\/layer\.tar'.*\) is missing from the archive/)),
   },
   {
+    name: 'manifest-names-outside-paths',
+    input: "a docker-archive whose manifest names its layer '/etc/passwd'",
+    build: async (_ctx, path) => {
+      const a = await smallLayer('a');
+      return put(path, await dockerArchive({ diffIds: [`sha256:${sha256Hex(a)}`], files: [{ name: 'l0/layer.tar', content: a }], manifestLayers: ['/etc/passwd'] }));
+    },
+    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /the manifest names '\/etc\/passwd', which is not inside the archive/)), 'list-stdin': fails('ArchiveError', /not inside the archive/) },
+  },
+  {
+    name: 'manifest-config-climbs-out',
+    input: "docker-app.tar whose manifest names its config '../config.json'",
+    build: async (ctx, path) =>
+      put(
+        path,
+        await repack(ctx.targetBytes, (f) =>
+          f.map((x) => (x.name === 'manifest.json' ? { ...x, content: String(x.content).replace(/"Config":"[^"]*"/, '"Config":"../config.json"') } : x)),
+        ),
+      ),
+    runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /the manifest names '\.\.\/config\.json', which is not inside the archive/)),
+  },
+  {
     name: 'manifest-missing-config',
     input: 'docker-app.tar without its config entry',
     build: async (ctx, path) => put(path, await repack(ctx.targetBytes, (f) => f.filter((x) => !/^[0-9a-f]{64}\.json$/.test(x.name)))),
