@@ -5,6 +5,8 @@ import { PassThrough, Transform, type Readable, type Writable } from 'node:strea
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type { Catalog } from '../archive/catalog.js';
+import { digestFromName } from '../archive/formats/build-image.js';
+import { MeasuringStream } from '../archive/measure.js';
 import { DigestMismatchError } from '../errors.js';
 import { formatPlatform, type Image, type Layer } from '../image/image.js';
 import { TarWriter } from '../tar/writer.js';
@@ -60,11 +62,19 @@ async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: Laye
       new DigestMismatchError(catalog.source, `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`),
   });
   const output = new DigestingStream();
+  // Compressed bytes that no name or descriptor vouches for (a .tar.gz in a docker-archive) are
+  // also inflated on the way, so a layer that does not match its diffID is never bundled.
+  const inflating = !compress && digestFromName(layer.path) === undefined ? new MeasuringStream(catalog.source) : undefined;
   const label = `${compress && how.method !== 'none' ? 'compressing' : 'copying'} ${layer.diffId.slice(7, 19)}`;
   const stages: (Readable | Writable | Transform)[] = [catalog.open(layer.path), progress(label, layer.size), input];
+  if (inflating) stages.push(inflating);
   if (compress) stages.push(compressor(how));
   stages.push(output, createWriteStream(file));
   await pipeline(stages as unknown as [Readable, ...Writable[]]);
+  const inflatedDiffId = inflating?.facts().diffId;
+  if (inflatedDiffId !== undefined && inflatedDiffId !== layer.diffId) {
+    throw new DigestMismatchError(catalog.source, `layer '${layer.path}' is corrupt: its uncompressed bytes hash to ${inflatedDiffId}, not its diffID ${layer.diffId}`);
+  }
   const compression = compress ? how.method : layer.compression;
   const mediaType =
     compression === 'gzip' || compression === 'zstd' || compression === 'none' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;

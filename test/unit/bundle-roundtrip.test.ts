@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { fixturesDir, runCli } from '../helpers/cli.js';
-import { makeDockerArchive, makeTar } from '../helpers/tar.js';
+import { makeDockerArchive, makeTar, sha256Hex } from '../helpers/tar.js';
 
 interface Expected {
   imageId: string;
@@ -190,4 +190,36 @@ test('diff -o - piped into load - (bundle through a pipe, as over ssh)', async (
   const empty = await runCli(['load', '-', '-o', join(dir, 'x.tar')], { stdin: Buffer.alloc(0) });
   assert.equal(empty.code, 1);
   assert.match(empty.stderr, /<stdin>: input is empty/);
+});
+
+test('a gzip layer in a docker-archive whose contents do not match its diffID is never bundled', async (t) => {
+  const dir = await scratch(t);
+  const layer = await makeTar([{ name: 'a.txt', content: 'real contents' }]);
+  const claimed = await makeTar([{ name: 'a.txt', content: 'claimed contents' }]);
+  const config = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${sha256Hex(claimed)}`] } });
+  const configName = `${sha256Hex(config)}.json`;
+  const archive = await makeTar([
+    { name: 'l.tar.gz', content: gzipSync(layer) },
+    { name: configName, content: config },
+    { name: 'manifest.json', content: JSON.stringify([{ Config: configName, RepoTags: ['bad/gz:1'], Layers: ['l.tar.gz'] }]) },
+  ]);
+  await writeFile(join(dir, 'bad.tar'), archive);
+  const d = await runCli(['diff', fixture('docker-base.tar'), join(dir, 'bad.tar'), '-o', join(dir, 'b.ddiff')]);
+  assert.equal(d.code, 1, d.stderr);
+  assert.match(d.stderr, /bad\.tar: layer 'l\.tar\.gz' is corrupt: its uncompressed bytes hash to sha256:[0-9a-f]{64}, not its diffID/);
+  assert.deepEqual((await readdir(dir)).sort(), ['bad.tar']);
+  // The same archive with the right diffID bundles the gzip bytes as they are.
+  const goodConfig = config.replace(sha256Hex(claimed), sha256Hex(layer));
+  const goodName = `${sha256Hex(goodConfig)}.json`;
+  await writeFile(
+    join(dir, 'good.tar'),
+    await makeTar([
+      { name: 'l.tar.gz', content: gzipSync(layer) },
+      { name: goodName, content: goodConfig },
+      { name: 'manifest.json', content: JSON.stringify([{ Config: goodName, RepoTags: ['good/gz:1'], Layers: ['l.tar.gz'] }]) },
+    ]),
+  );
+  const g = await runCli(['diff', fixture('docker-base.tar'), join(dir, 'good.tar'), '-o', join(dir, 'g.ddiff'), '--json']);
+  assert.equal(g.code, 0, g.stderr);
+  assert.equal(JSON.parse(g.stdout).metadata.blobs.find((b: { mediaType: string }) => b.mediaType.endsWith('+gzip')).digest, `sha256:${sha256Hex(gzipSync(layer))}`);
 });
