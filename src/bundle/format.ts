@@ -14,6 +14,8 @@ export interface BundleBlob {
   digest: Digest;
   size: number;
   mediaType: string;
+  /** For a compressed layer blob, the size of the layer tar it inflates to, when known. */
+  uncompressedSize?: number;
 }
 
 export interface BundleLayer {
@@ -82,7 +84,12 @@ export function parseMetadata(json: unknown): BundleMetadata {
   check(Array.isArray(doc.blobs), 'metadata has no blobs list');
   for (const b of doc.blobs as unknown[]) {
     check(
-      isRecord(b) && isDigest(b.digest) && Number.isSafeInteger(b.size) && (b.size as number) >= 0 && typeof b.mediaType === 'string',
+      isRecord(b) &&
+        isDigest(b.digest) &&
+        Number.isSafeInteger(b.size) &&
+        (b.size as number) >= 0 &&
+        typeof b.mediaType === 'string' &&
+        (b.uncompressedSize === undefined || (Number.isSafeInteger(b.uncompressedSize) && (b.uncompressedSize as number) >= 0)),
       'a blob entry is malformed',
     );
   }

@@ -52,7 +52,9 @@ export interface BundleResult {
  * byte, uncompressed ones through gzip. The bytes are checked against the layer's digest (or
  * diffID) as they pass.
  */
-async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: LayerCompression): Promise<BundleBlob & { file: string }> {
+type StagedBlob = BundleBlob & { file: string };
+
+async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: LayerCompression): Promise<StagedBlob> {
   const file = join(dir, `layer-${hexOf(layer.diffId)}`);
   const compress = layer.compression === 'none';
   const expected = compress ? layer.diffId : layer.digest;
@@ -78,7 +80,9 @@ async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: Laye
   const compression = compress ? how.method : layer.compression;
   const mediaType =
     compression === 'gzip' || compression === 'zstd' || compression === 'none' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;
-  return { digest: output.digest(), size: output.size, mediaType, file };
+  const blob: StagedBlob = { digest: output.digest(), size: output.size, mediaType, file };
+  if (compress && how.method !== 'none') blob.uncompressedSize = input.size;
+  return blob;
 }
 
 export interface LayerCompression {
@@ -135,7 +139,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     const layerBlobs = await Promise.all(staged.values());
     const blobs: BundleBlob[] = [
       ...[...configs].map(([id, bytes]) => ({ digest: id, size: bytes.length, mediaType: CONFIG_MEDIA_TYPE })),
-      ...layerBlobs.map(({ digest, size, mediaType }) => ({ digest, size, mediaType })),
+      ...layerBlobs.map(({ file: _file, ...blob }) => blob),
     ];
     const metadata: BundleMetadata = {
       format: BUNDLE_FORMAT,

@@ -25,8 +25,7 @@ export async function have(inputs: string[], options: HaveOptions, report: Repor
   const images: HaveList['images'] = [];
   if (inputs.length === 0) {
     const engine = Engine.choose(options);
-    for (const id of await engine.imageIds()) {
-      const image = await engine.inspect(id);
+    for (const image of await engine.localImages()) {
       images.push({ id: image.id, tags: image.tags, diffIds: image.diffIds, source: engine.name });
     }
   }

@@ -6,6 +6,8 @@ import { readImages } from '../archive/read.js';
 import { copyLayersFrom } from '../archive/copy-layers.js';
 import { writeImageArchive, writeImagesInto, type ArchiveImage, type SourceLayer } from '../archive/write-archive.js';
 import { TarWriter } from '../tar/writer.js';
+import { decompressor } from '../util/compression.js';
+import { pipeline } from 'node:stream/promises';
 import type { BundleImage } from '../bundle/format.js';
 import { blobEntry, openBundle, verifyBundle, type Bundle } from '../bundle/read.js';
 import { Engine, type EngineChoice, type EngineImage } from '../engine/engine.js';
@@ -51,17 +53,26 @@ async function archiveBase(input: string, spoolDir: string): Promise<BaseSource 
 
 /** Finds a local image holding every needed diffID: the recorded base first, then all images. */
 async function findEngineBase(engine: Engine, candidates: string[], needed: Digest[]): Promise<EngineImage | undefined> {
-  const tried = new Set<string>();
-  for (const ref of [...candidates, ...(await engine.imageIds())]) {
-    if (tried.has(ref)) continue;
-    tried.add(ref);
+  const holds = (image: EngineImage) => !missingError(needed, new Set(image.diffIds), image.id);
+  for (const ref of new Set(candidates)) {
     const image = await engine.inspect(ref).catch(() => undefined);
-    if (image && !missingError(needed, new Set(image.diffIds), ref)) return image;
+    if (image && holds(image)) return image;
   }
-  return undefined;
+  return (await engine.localImages()).find(holds);
 }
 
-async function chooseBase(bundle: Bundle, needed: Digest[], options: LoadOptions, spoolDir: string, engine: () => Engine): Promise<BaseSource> {
+/**
+ * Where the base layers come from: `--base`; else, when loading into Docker, a local image
+ * holding them (that allows the fast path); else the archive recorded at diff time, if it is
+ * here; else any local image holding them.
+ */
+async function chooseBase(
+  bundle: Bundle,
+  needed: Digest[],
+  options: LoadOptions,
+  spoolDir: string,
+  engine: () => Engine,
+): Promise<BaseSource> {
   if (needed.length === 0) return { kind: 'none' };
   const recorded = bundle.metadata.base.reference;
   const explicit = options.base;
@@ -71,10 +82,30 @@ async function chooseBase(bundle: Bundle, needed: Digest[], options: LoadOptions
     if (error) throw error;
     return base;
   }
-  if (explicit === undefined && recorded !== undefined && (await isArchivePath(recorded)) && recorded !== '-') {
+  const recordedArchive = async (): Promise<BaseSource | undefined> => {
+    if (explicit !== undefined || recorded === undefined || recorded === '-' || !(await isArchivePath(recorded))) return undefined;
     const base = await archiveBase(recorded, spoolDir).catch(() => undefined);
-    if (base && !missingError(needed, new Set(base.layers.keys()), recorded)) return base;
+    return base && !missingError(needed, new Set(base.layers.keys()), recorded) ? base : undefined;
+  };
+  const candidates = [...bundle.metadata.base.ids, ...bundle.metadata.base.tags, ...(recorded ? [recorded] : [])];
+  const engineBase = async (eng: Engine): Promise<BaseSource | undefined> => {
+    const image = await findEngineBase(eng, candidates, needed);
+    return image ? { kind: 'engine', name: image.tags[0] ?? image.id, engine: eng, image } : undefined;
+  };
+
+  if (explicit === undefined && options.output === undefined && options.fastPath !== false) {
+    const eng = (() => {
+      try {
+        return engine();
+      } catch {
+        return undefined;
+      }
+    })();
+    const local = eng?.name === 'docker' ? await engineBase(eng) : undefined;
+    if (local) return local;
   }
+  const archived = await recordedArchive();
+  if (archived) return archived;
   let eng: Engine;
   try {
     eng = engine();
@@ -89,14 +120,13 @@ async function chooseBase(bundle: Bundle, needed: Digest[], options: LoadOptions
     if (error) throw error;
     return { kind: 'engine', name: explicit, engine: eng, image };
   }
-  const candidates = [...bundle.metadata.base.ids, ...bundle.metadata.base.tags, ...(recorded ? [recorded] : [])];
-  const image = await findEngineBase(eng, candidates, needed);
-  if (!image) {
+  const local = await engineBase(eng);
+  if (!local) {
     throw new MissingLayersError(
       `no local ${eng.name} image holds the base layers the bundle needs (tried ${candidates.join(', ') || 'all local images'}): missing ${needed.join(', ')}; pass --base`,
     );
   }
-  return { kind: 'engine', name: image.tags[0] ?? image.id, engine: eng, image };
+  return local;
 }
 
 /** Finds (and checks) the base for a bundle's needed layers; for `verify`. */
@@ -123,17 +153,39 @@ function fastPathOmits(images: BundleImage[], base: EngineImage): Set<Digest> | 
   return omit;
 }
 
-function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest): SourceLayer {
+/**
+ * A bundle layer to write. With `inflate`, a gzip blob whose uncompressed size the bundle records
+ * is sent as the plain layer tar: an engine then skips its own (single-threaded) gunzip, which
+ * costs more than ours, and the bytes are checked against the diffID on the way.
+ */
+function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest, inflate: boolean): SourceLayer {
   const entry = bundle.catalog.entry(blobEntry(blob));
   const meta = bundle.metadata.blobs.find((b) => b.digest === blob);
   const compression = meta?.mediaType.endsWith('+zstd') ? 'zstd' : meta?.mediaType.endsWith('+gzip') ? 'gzip' : 'none';
-  return { diffId, digest: blob, size: entry.size, compression, source: bundle.path, open: () => bundle.catalog.open(entry.name) };
+  const open = () => bundle.catalog.open(entry.name);
+  if (inflate && compression === 'gzip' && meta?.uncompressedSize !== undefined) {
+    return {
+      diffId,
+      digest: diffId,
+      size: meta.uncompressedSize,
+      compression: 'none',
+      source: bundle.path,
+      open: () => {
+        const inflater = decompressor('gzip', bundle.path);
+        pipeline(open(), inflater).catch((error: Error) => inflater.destroy(error));
+        return inflater;
+      },
+    };
+  }
+  return { diffId, digest: blob, size: entry.size, compression, source: bundle.path, open };
 }
 
 /** `ddiff load BUNDLE`: verify, find the base, rebuild the image and load it (or write it). */
 export async function load(bundlePath: string, options: LoadOptions, report: Reporter): Promise<void> {
   const bundle = await openBundle(bundlePath);
-  await verifyBundle(bundle);
+  // Blobs are verified while the base is looked up; nothing is written before both are done.
+  const verified = verifyBundle(bundle);
+  verified.catch(() => undefined);
   const images = options.image
     ? bundle.metadata.images.filter((i) => i.tags.includes(options.image!) || i.id === options.image || i.id.startsWith(`sha256:${options.image}`))
     : bundle.metadata.images;
@@ -144,7 +196,10 @@ export async function load(bundlePath: string, options: LoadOptions, report: Rep
   const getEngine = () => (engine ??= Engine.choose(options));
   const spool = await tempDir('ddiff-load-');
   try {
-    const base = await chooseBase(bundle, needed, options, spool.path, getEngine);
+    const [verifiedResult, baseResult] = await Promise.allSettled([verified, chooseBase(bundle, needed, options, spool.path, getEngine)]);
+    if (verifiedResult.status === 'rejected') throw verifiedResult.reason;
+    if (baseResult.status === 'rejected') throw baseResult.reason;
+    const base = baseResult.value;
     const toEngine = options.output === undefined;
     let omit: Set<Digest> | undefined;
     if (base.kind === 'engine') {
@@ -160,7 +215,7 @@ export async function load(bundlePath: string, options: LoadOptions, report: Rep
           id: image.id,
           configBytes: await bundle.catalog.bytes(blobEntry(image.id)),
           tags: image.tags,
-          layers: image.layers.map((l) => (l.blob ? bundleLayer(bundle, l.diffId, l.blob) : baseLayer(l.diffId))),
+          layers: image.layers.map((l) => (l.blob ? bundleLayer(bundle, l.diffId, l.blob, toEngine) : baseLayer(l.diffId))),
         })),
       );
 

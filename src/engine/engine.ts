@@ -3,6 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import { EngineError, UsageError } from '../errors.js';
 import type { Platform } from '../image/image.js';
 import { isDigest, type Digest } from '../util/digest.js';
+import { isRecord } from '../util/json.js';
 
 export type EngineName = 'docker' | 'podman';
 
@@ -116,30 +117,44 @@ export class Engine {
   }
 
   async inspect(ref: string): Promise<EngineImage> {
-    let text: string;
+    let images: EngineImage[];
     try {
-      text = await this.run(['image', 'inspect', '--format', '{{json .}}', ref]);
+      images = await this.inspectAll([ref]);
     } catch (error) {
       throw new EngineError(`${ref}: no such local image in ${this.name} (${(error as Error).message})`, { cause: error });
     }
-    // Docker prints one JSON object per line; Podman 4.3 takes `{{json .}}` for `--format json`
-    // and prints a pretty-printed array.
-    const trimmed = text.trim();
-    const parsed = JSON.parse(trimmed.startsWith('[') ? trimmed : (trimmed.split('\n')[0] ?? '{}')) as unknown;
-    const doc = (Array.isArray(parsed) ? (parsed[0] ?? {}) : parsed) as Record<string, unknown>;
-    const rootfs = (doc.RootFS ?? {}) as { Layers?: unknown[] };
-    const id = String(doc.Id ?? '');
-    const fullId = id.startsWith('sha256:') ? id : `sha256:${id}`;
-    if (!isDigest(fullId)) throw new EngineError(`${this.name} image inspect ${ref}: unexpected image ID '${id}'`);
-    const platform: Platform = { os: String(doc.Os ?? 'linux'), architecture: String(doc.Architecture ?? 'unknown') };
-    if (typeof doc.Variant === 'string' && doc.Variant) platform.variant = doc.Variant;
-    return {
-      id: fullId,
-      tags: Array.isArray(doc.RepoTags) ? doc.RepoTags.map(String) : [],
-      platform,
-      diffIds: (rootfs.Layers ?? []).filter(isDigest),
-    };
+    if (!images[0]) throw new EngineError(`${ref}: no such local image in ${this.name}`);
+    return images[0];
   }
+
+  /** `image inspect` of several images in one call. */
+  async inspectAll(refs: string[]): Promise<EngineImage[]> {
+    if (refs.length === 0) return [];
+    const text = (await this.run(['image', 'inspect', '--format', '{{json .}}', ...refs])).trim();
+    // Docker prints one JSON object per line; Podman 4.3 takes `{{json .}}` for `--format json`
+    // and prints one pretty-printed array.
+    const docs = (text.startsWith('[') ? (JSON.parse(text) as unknown[]) : text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown)).filter(isRecord);
+    return docs.map((doc) => {
+      const rootfs = (isRecord(doc.RootFS) ? doc.RootFS : {}) as { Layers?: unknown[] };
+      const id = String(doc.Id ?? '');
+      const fullId = id.startsWith('sha256:') ? id : `sha256:${id}`;
+      if (!isDigest(fullId)) throw new EngineError(`${this.name} image inspect: unexpected image ID '${id}'`);
+      const platform: Platform = { os: String(doc.Os ?? 'linux'), architecture: String(doc.Architecture ?? 'unknown') };
+      if (typeof doc.Variant === 'string' && doc.Variant) platform.variant = doc.Variant;
+      return {
+        id: fullId,
+        tags: Array.isArray(doc.RepoTags) ? doc.RepoTags.map(String) : [],
+        platform,
+        diffIds: (rootfs.Layers ?? []).filter(isDigest),
+      };
+    });
+  }
+
+  /** Every local image, inspected in one call. */
+  async localImages(): Promise<EngineImage[]> {
+    return this.inspectAll(await this.imageIds());
+  }
+
 
   /** `save` of the given images into a docker-archive file. */
   async save(refs: string[], file: string): Promise<void> {

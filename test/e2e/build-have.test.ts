@@ -11,9 +11,24 @@ import { runCli } from '../helpers/cli.js';
 import { docker, enginesRequired, makeContext, normalizeTag, podman, randomContent, uniqueName, type TestEngine } from './engines.js';
 
 const work = await mkdtemp(join(tmpdir(), 'ddiff-e2e-bh-'));
+
+/** Untagged images (a multi-stage build's intermediate stages) present before these tests ran. */
+async function danglingImages(engine: TestEngine): Promise<Set<string>> {
+  if ((await engine.unavailableReason()) !== undefined) return new Set();
+  const r = await engine.run(['images', '-q', '--no-trunc', '--filter', 'dangling=true']);
+  return new Set(r.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
+}
+const danglingBefore = new Map<TestEngine, Set<string>>();
+for (const engine of [docker, podman]) danglingBefore.set(engine, await danglingImages(engine));
+
 after(async () => {
   await docker.cleanup();
   await podman.cleanup();
+  for (const engine of [docker, podman]) {
+    const before = danglingBefore.get(engine) ?? new Set();
+    const ours = [...(await danglingImages(engine))].filter((id) => !before.has(id));
+    if (ours.length > 0) await engine.run(['rmi', '-f', ...ours]);
+  }
   await rm(work, { recursive: true, force: true });
 });
 
