@@ -14,8 +14,6 @@ export interface BundleBlob {
   digest: Digest;
   size: number;
   mediaType: string;
-  /** For a compressed layer blob, the size of the layer tar it inflates to, when known. */
-  uncompressedSize?: number;
 }
 
 export interface BundleLayer {
@@ -88,8 +86,7 @@ export function parseMetadata(json: unknown): BundleMetadata {
         isDigest(b.digest) &&
         Number.isSafeInteger(b.size) &&
         (b.size as number) >= 0 &&
-        typeof b.mediaType === 'string' &&
-        (b.uncompressedSize === undefined || (Number.isSafeInteger(b.uncompressedSize) && (b.uncompressedSize as number) >= 0)),
+        typeof b.mediaType === 'string',
       'a blob entry is malformed',
     );
   }

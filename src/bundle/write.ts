@@ -80,9 +80,7 @@ async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: Laye
   const compression = compress ? how.method : layer.compression;
   const mediaType =
     compression === 'gzip' || compression === 'zstd' || compression === 'none' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;
-  const blob: StagedBlob = { digest: output.digest(), size: output.size, mediaType, file };
-  if (compress && how.method !== 'none') blob.uncompressedSize = input.size;
-  return blob;
+  return { digest: output.digest(), size: output.size, mediaType, file };
 }
 
 export interface LayerCompression {

@@ -6,8 +6,6 @@ import { readImages } from '../archive/read.js';
 import { copyLayersFrom } from '../archive/copy-layers.js';
 import { writeImageArchive, writeImagesInto, type ArchiveImage, type SourceLayer } from '../archive/write-archive.js';
 import { TarWriter } from '../tar/writer.js';
-import { decompressor } from '../util/compression.js';
-import { pipeline } from 'node:stream/promises';
 import type { BundleImage } from '../bundle/format.js';
 import { blobEntry, openBundle, verifyBundle, type Bundle } from '../bundle/read.js';
 import { Engine, type EngineChoice, type EngineImage } from '../engine/engine.js';
@@ -153,31 +151,11 @@ function fastPathOmits(images: BundleImage[], base: EngineImage): Set<Digest> | 
   return omit;
 }
 
-/**
- * A bundle layer to write. With `inflate`, a gzip blob whose uncompressed size the bundle records
- * is sent as the plain layer tar: an engine then skips its own (single-threaded) gunzip, which
- * costs more than ours, and the bytes are checked against the diffID on the way.
- */
-function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest, inflate: boolean): SourceLayer {
+function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest): SourceLayer {
   const entry = bundle.catalog.entry(blobEntry(blob));
   const meta = bundle.metadata.blobs.find((b) => b.digest === blob);
   const compression = meta?.mediaType.endsWith('+zstd') ? 'zstd' : meta?.mediaType.endsWith('+gzip') ? 'gzip' : 'none';
-  const open = () => bundle.catalog.open(entry.name);
-  if (inflate && compression === 'gzip' && meta?.uncompressedSize !== undefined) {
-    return {
-      diffId,
-      digest: diffId,
-      size: meta.uncompressedSize,
-      compression: 'none',
-      source: bundle.path,
-      open: () => {
-        const inflater = decompressor('gzip', bundle.path);
-        pipeline(open(), inflater).catch((error: Error) => inflater.destroy(error));
-        return inflater;
-      },
-    };
-  }
-  return { diffId, digest: blob, size: entry.size, compression, source: bundle.path, open };
+  return { diffId, digest: blob, size: entry.size, compression, source: bundle.path, open: () => bundle.catalog.open(entry.name) };
 }
 
 /** `ddiff load BUNDLE`: verify, find the base, rebuild the image and load it (or write it). */
@@ -215,7 +193,7 @@ export async function load(bundlePath: string, options: LoadOptions, report: Rep
           id: image.id,
           configBytes: await bundle.catalog.bytes(blobEntry(image.id)),
           tags: image.tags,
-          layers: image.layers.map((l) => (l.blob ? bundleLayer(bundle, l.diffId, l.blob, toEngine) : baseLayer(l.diffId))),
+          layers: image.layers.map((l) => (l.blob ? bundleLayer(bundle, l.diffId, l.blob) : baseLayer(l.diffId))),
         })),
       );
 
