@@ -5,7 +5,7 @@
  *   DDIFF_BENCH_ENGINE_MAX=400      largest base size also run through Docker (when it answers)
  *   DDIFF_BENCH_DIR=/path           scratch directory (default: the system temp dir)
  *
- *   DDIFF_BENCH_REPEAT=3            runs of each step; the fastest counts
+ *   DDIFF_BENCH_REPEAT=3            runs of each step; the median counts
  *
  * Every ratio compares two commands run here, one after the other, on the same bytes.
  */
@@ -75,16 +75,37 @@ async function shell(line: string): Promise<Measure> {
   return { wall: r.wall, cpu: secs.length === 2 ? secs[0]! + secs[1]! : undefined };
 }
 
-/** Repeats a measurement and keeps the fastest: this machine's timings are noisy. */
+/**
+ * Repeats a measurement and keeps the median run: this machine's timings are noisy, and Docker's
+ * (vfs) load times swing both ways, so neither the fastest nor one run is representative.
+ */
 const REPEAT = Number(process.env.DDIFF_BENCH_REPEAT ?? 3);
-async function best<T extends Measure>(measureOnce: () => Promise<T>, before?: () => Promise<unknown>): Promise<T> {
-  let fastest: T | undefined;
+async function median<T extends Measure>(measureOnce: () => Promise<T>, before?: () => Promise<unknown>): Promise<T> {
+  const runs: T[] = [];
   for (let i = 0; i < REPEAT; i++) {
     if (before) await before();
-    const m = await measureOnce();
-    if (!fastest || m.wall < fastest.wall) fastest = m;
+    runs.push(await measureOnce());
   }
-  return fastest!;
+  runs.sort((a, b) => a.wall - b.wall);
+  return runs[Math.floor((runs.length - 1) / 2)]!;
+}
+
+/** Runs two measurements alternately (so both see the same machine state) and keeps each median. */
+async function interleaved<A extends Measure, B extends Measure>(
+  a: () => Promise<A>,
+  b: () => Promise<B>,
+  before?: () => Promise<unknown>,
+): Promise<[A, B]> {
+  const as: A[] = [];
+  const bs: B[] = [];
+  for (let i = 0; i < REPEAT; i++) {
+    if (before) await before();
+    as.push(await a());
+    if (before) await before();
+    bs.push(await b());
+  }
+  const mid = <T extends Measure>(runs: T[]) => runs.sort((x, y) => x.wall - y.wall)[Math.floor((runs.length - 1) / 2)]!;
+  return [mid(as), mid(bs)];
 }
 
 function dockerAnswers(): boolean {
@@ -116,26 +137,26 @@ async function scenario(dir: string, sizeMb: number, deltaMb: number, engineMax:
   const newBytes = delta.reduce((n, l) => n + l.size, 0);
   const deltaFiles = delta.map((l) => l.file).join(' ');
 
-  const gzipBase = await best(() => shell(`gzip -6 -c ${deltaFiles} > /dev/null`));
+  const gzipBase = await median(() => shell(`gzip -6 -c ${deltaFiles} > /dev/null`));
   const gzipSize = Number(spawnSync('bash', ['-c', `gzip -6 -c ${deltaFiles} | wc -c`], { encoding: 'utf8' }).stdout.trim());
   record({ size: label, step: 'baseline: gzip -6 of the new layers', m: gzipBase, bundle: gzipSize });
 
   const bundle = join(dir, 'app.ddiff');
-  const diff = await best(() => ddiff(['diff', join(dir, 'base.tar'), join(dir, 'target.tar'), '-o', bundle]));
+  const diff = await median(() => ddiff(['diff', join(dir, 'base.tar'), join(dir, 'target.tar'), '-o', bundle]));
   const bundleSize = (await stat(bundle)).size;
   record({ size: label, step: 'diff archives (gzip)', m: diff, bundle: bundleSize, baseline: 'gzip -6 of new layers', ratio: diff.wall / gzipBase.wall, target: '≤ 1.0' });
   record({ size: label, step: 'bundle size / gzip -6 size', m: { wall: 0 }, bundle: bundleSize, baseline: 'gzip -6 size', ratio: bundleSize / gzipSize, target: '≤ 1.01' });
 
   const zstdBundle = join(dir, 'app-zstd.ddiff');
-  const zdiff = await best(() => ddiff(['diff', '--compress', 'zstd', join(dir, 'base.tar'), join(dir, 'target.tar'), '-o', zstdBundle]));
+  const zdiff = await median(() => ddiff(['diff', '--compress', 'zstd', join(dir, 'base.tar'), join(dir, 'target.tar'), '-o', zstdBundle]));
   const zstdSize = (await stat(zstdBundle)).size;
   record({ size: label, step: 'diff archives (zstd)', m: zdiff, bundle: zstdSize, baseline: 'diff (gzip)', ratio: zdiff.wall / diff.wall, target: '< 1 (faster), size < gzip' });
   record({ size: label, step: 'zstd bundle size / gzip bundle size', m: { wall: 0 }, bundle: zstdSize, baseline: 'gzip bundle', ratio: zstdSize / bundleSize, target: '< 1' });
   await rm(zstdBundle);
 
   const out = join(dir, 'rebuilt.tar');
-  const loadOut = await best(() => ddiff(['load', bundle, '--base', join(dir, 'base.tar'), '-o', out]));
-  const cp = await best(() => shell(`cp ${join(dir, 'target.tar')} ${join(dir, 'copy.tar')}`));
+  const loadOut = await median(() => ddiff(['load', bundle, '--base', join(dir, 'base.tar'), '-o', out]));
+  const cp = await median(() => shell(`cp ${join(dir, 'target.tar')} ${join(dir, 'copy.tar')}`));
   record({ size: label, step: 'load -o (rebuild from base archive)', m: loadOut, baseline: 'cp of the target archive', ratio: loadOut.wall / cp.wall });
   await rm(out);
   await rm(join(dir, 'copy.tar'));
@@ -163,20 +184,28 @@ async function engineSteps(
   await docker(`load -q -i ${join(dir, 'base.tar')} >/dev/null`);
   await docker(`load -q -i ${join(dir, 'target.tar')} >/dev/null`);
   try {
-    const save = await best(() => shell(`docker save ${s.tagTarget} > /dev/null`));
     const bundle = join(dir, 'engine.ddiff');
-    const diff = await best(() => ddiff(['diff', '--engine', 'docker', s.tagBase, s.tagTarget, '-o', bundle]));
+    const [save, diff] = await interleaved(
+      () => shell(`docker save ${s.tagTarget} > /dev/null`),
+      () => ddiff(['diff', '--engine', 'docker', s.tagBase, s.tagTarget, '-o', bundle]),
+    );
     const baselineWall = save.wall + s.gzipWall;
     record({ size: label, step: 'diff engine refs', m: diff, baseline: 'docker save >/dev/null + gzip', ratio: diff.wall / baselineWall, target: '≤ 1.1' });
 
     const partial = join(dir, 'new-only.tar');
     await writeDockerArchive(partial, s.tagTarget, [...s.base, ...s.delta], new Set(s.delta.map((l) => l.diffId)));
-    const loadNew = await best(() => docker(`load -q -i ${partial} >/dev/null`), rmiTarget);
-    const fast = await best(() => ddiff(['load', '--json', bundle, '--engine', 'docker']), rmiTarget);
+    const [loadNew, fast] = await interleaved(
+      () => docker(`load -q -i ${partial} >/dev/null`),
+      () => ddiff(['load', '--json', bundle, '--engine', 'docker']),
+      rmiTarget,
+    );
     const fastMode = (JSON.parse(fast.stdout) as { mode: string }).mode;
     record({ size: label, step: `load → docker (${fastMode})`, m: fast, baseline: 'docker load of new layers only', ratio: fast.wall / loadNew.wall, target: '≤ 1.2' });
-    const full = await best(() => ddiff(['load', '--json', '--no-fast-path', bundle, '--engine', 'docker']), rmiTarget);
-    const loadFull = await best(() => docker(`load -q -i ${join(dir, 'target.tar')} >/dev/null`), rmiTarget);
+    const [loadFull, full] = await interleaved(
+      () => docker(`load -q -i ${join(dir, 'target.tar')} >/dev/null`),
+      () => ddiff(['load', '--json', '--no-fast-path', bundle, '--engine', 'docker']),
+      rmiTarget,
+    );
     record({ size: label, step: 'load → docker (full rebuild)', m: full, baseline: 'docker load of the full target', ratio: full.wall / loadFull.wall, target: '≤ 1.1' });
     const id = spawnSync('docker', ['image', 'inspect', '--format', '{{.Id}}', s.tagTarget], { encoding: 'utf8' }).stdout.trim();
     if (id !== s.targetId) throw new Error(`engine round trip gave ${id}, expected ${s.targetId}`);
