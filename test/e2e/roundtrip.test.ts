@@ -156,47 +156,39 @@ e2e('podman → podman by reference (--engine podman): full load, same image', [
   await assertSameImage(podman, targetInfo);
 });
 
-// 3
-e2e('docker-saved archives → podman: base found among podman images by diffIDs', [docker, podman], async (dir) => {
-  const { base, target, baseInfo, targetInfo } = await basePlusOne(docker);
+/**
+ * Archives saved by `from`, diffed with no engine; `to` gets the base by `load` (its archive is
+ * then deleted, so ddiff must find the base among `to`'s images) and then the bundle.
+ */
+async function crossEngine(dir: string, from: TestEngine, to: TestEngine, mode: LoadSummary['mode']): Promise<void> {
+  const { base, target, baseInfo, targetInfo } = await basePlusOne(from);
   const baseTar = join(dir, 'base.tar');
   const targetTar = join(dir, 'target.tar');
-  await docker.save([base], baseTar);
-  await docker.save([target], targetTar);
+  await from.save([base], baseTar);
+  await from.save([target], targetTar);
   const bundle = join(dir, 'app.ddiff');
   const d = await diffJson([baseTar, targetTar, '-o', bundle], NO_ENGINE);
   assert.equal(d.included, 1);
-  podman.track(baseInfo.id);
-  podman.track(targetInfo.id);
-  assert.equal(await podman.has(targetInfo.id), false);
-  await podman.load(baseTar);
-  await rm(baseTar); // the recorded base path is gone: load must look in podman
-  const l = await loadJson([bundle, '--engine', 'podman']);
-  assert.equal(l.mode, 'full');
-  assert.ok(l.base && [base, baseInfo.id].includes(normalizeTag(l.base)), `base taken from podman, got ${l.base}`);
-  await assertSameImage(podman, targetInfo);
-});
+  to.track(baseInfo.id);
+  to.track(targetInfo.id);
+  assert.equal(await to.has(targetInfo.id), false);
+  await to.load(baseTar);
+  await rm(baseTar); // the recorded base path is gone: load must look in the engine
+  const l = await loadJson([bundle, '--engine', to.name]);
+  assert.equal(l.mode, mode);
+  assert.ok(l.base && [base, baseInfo.id].includes(normalizeTag(l.base)), `base taken from ${to.name}, got ${l.base}`);
+  await assertSameImage(to, targetInfo);
+}
+
+// 3
+e2e('docker-saved archives → podman: base found among podman images by diffIDs', [docker, podman], (dir) =>
+  crossEngine(dir, docker, podman, 'full'),
+);
 
 // 4
-e2e('podman-saved archives → docker: base found among docker images', [docker, podman], async (dir) => {
-  const { base, target, baseInfo, targetInfo } = await basePlusOne(podman);
-  const baseTar = join(dir, 'base.tar');
-  const targetTar = join(dir, 'target.tar');
-  await podman.save([base], baseTar);
-  await podman.save([target], targetTar);
-  const bundle = join(dir, 'app.ddiff');
-  const d = await diffJson([baseTar, targetTar, '-o', bundle], NO_ENGINE);
-  assert.equal(d.included, 1);
-  docker.track(baseInfo.id);
-  docker.track(targetInfo.id);
-  assert.equal(await docker.has(targetInfo.id), false);
-  await docker.load(baseTar);
-  await rm(baseTar);
-  const l = await loadJson([bundle, '--engine', 'docker']);
-  assert.equal(l.mode, 'fast-path');
-  assert.ok(l.base && [base, baseInfo.id].includes(normalizeTag(l.base)), `base taken from docker, got ${l.base}`);
-  await assertSameImage(docker, targetInfo);
-});
+e2e('podman-saved archives → docker: base found among docker images', [docker, podman], (dir) =>
+  crossEngine(dir, podman, docker, 'fast-path'),
+);
 
 // 5
 e2e('archives only: ddiff uses no engine; docker and podman both load the rebuilt archive', [docker, podman], async (dir) => {
