@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
-import { once } from 'node:events';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { open } from 'node:fs/promises';
 import { decompressor, detectCompression, type Compression } from '../util/compression.js';
 import type { Digest } from '../util/digest.js';
@@ -33,65 +33,11 @@ export async function measure(
   stream: AsyncIterable<unknown>,
   options: MeasureOptions,
 ): Promise<{ facts: EntryFacts; kept?: Buffer }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  let head = Buffer.alloc(0);
-  let compression: Compression | undefined;
-  let keep: Buffer[] | undefined;
-  let inflate: ReturnType<typeof decompressor> | undefined;
-  let inflated: Promise<Digest> | undefined;
-
-  const start = (firstBytes: Buffer): void => {
-    compression = detectCompression(firstBytes);
-    if (looksLikeJson(firstBytes)) keep = [];
-    if (compression !== 'none' && options.wantDiffId) {
-      const inflater = decompressor(compression, options.source);
-      inflate = inflater;
-      inflated = (async () => {
-        const inner = createHash('sha256');
-        for await (const chunk of inflater) inner.update(chunk as Buffer);
-        return `sha256:${inner.digest('hex')}` as Digest;
-      })();
-      inflated.catch(() => undefined); // observed below; avoid an unhandled rejection meanwhile
-    }
-  };
-  const feed = async (chunk: Buffer): Promise<void> => {
-    if (keep) {
-      if (size <= options.keepJsonUpTo) keep.push(chunk);
-      else keep = undefined;
-    }
-    if (inflate && !inflate.write(chunk)) await Promise.race([once(inflate, 'drain'), inflated]);
-  };
-
-  for await (const data of stream) {
-    const chunk = data as Buffer;
-    hash.update(chunk);
-    size += chunk.length;
-    if (compression === undefined) {
-      head = Buffer.concat([head, chunk]);
-      if (head.length < HEAD_BYTES) continue;
-      start(head);
-      await feed(head);
-      continue;
-    }
-    await feed(chunk);
-  }
-  if (compression === undefined) {
-    start(head);
-    if (head.length > 0) await feed(head);
-  }
-  let diffId: Digest | undefined;
-  const digest: Digest = `sha256:${hash.digest('hex')}`;
-  if (inflate && inflated) {
-    inflate.end();
-    diffId = await inflated;
-  } else if (compression === 'none') {
-    diffId = digest;
-  }
-  const facts: EntryFacts = { digest, size, compression: compression ?? 'none' };
-  if (diffId) facts.diffId = diffId;
-  const kept = keep && size <= options.keepJsonUpTo ? Buffer.concat(keep) : undefined;
-  return kept ? { facts, kept } : { facts };
+  const measuring = new MeasuringStream(options.source, options);
+  const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+  await pipeline(stream, measuring, discard);
+  const kept = measuring.kept();
+  return kept ? { facts: measuring.facts(), kept } : { facts: measuring.facts() };
 }
 
 const READ_CHUNK = 1 << 20;
@@ -136,28 +82,35 @@ export async function measureFileRange(
 }
 
 /**
- * A pass-through that learns what `measure` learns (digest, size, compression and diffID) of
- * the bytes flowing through it: for entries copied onward while they are read. Compressed
- * bytes are also inflated, with back-pressure, to hash their diffID.
+ * A pass-through that learns what `measure` learns of the bytes flowing through it (digest,
+ * size, compression and, by inflating compressed bytes with back-pressure, the diffID): for
+ * entries that are copied onward while they are read.
  */
 export class MeasuringStream extends Transform {
   private readonly hash = createHash('sha256');
   private readonly source: string;
+  private readonly wantDiffId: boolean;
+  private readonly keepJsonUpTo: number;
   private size = 0;
   private head = Buffer.alloc(0);
   private compression: Compression | undefined;
+  private keeping: Buffer[] | undefined;
   private inflater: ReturnType<typeof decompressor> | undefined;
   private inflated: Promise<Digest> | undefined;
+  private digest: Digest | undefined;
   private diffId: Digest | undefined;
 
-  constructor(source: string) {
+  constructor(source: string, options: { wantDiffId?: boolean; keepJsonUpTo?: number } = {}) {
     super({ highWaterMark: 1 << 20 });
     this.source = source;
+    this.wantDiffId = options.wantDiffId ?? true;
+    this.keepJsonUpTo = options.keepJsonUpTo ?? 0;
   }
 
   private start(firstBytes: Buffer): void {
     this.compression = detectCompression(firstBytes);
-    if (this.compression === 'none') return;
+    if (this.keepJsonUpTo > 0 && looksLikeJson(firstBytes)) this.keeping = [];
+    if (this.compression === 'none' || !this.wantDiffId) return;
     const inflater = decompressor(this.compression, this.source);
     this.inflater = inflater;
     this.inflated = (async () => {
@@ -165,39 +118,43 @@ export class MeasuringStream extends Transform {
       for await (const chunk of inflater) inner.update(chunk as Buffer);
       return `sha256:${inner.digest('hex')}` as Digest;
     })();
-    this.inflated.catch(() => undefined);
+    this.inflated.catch(() => undefined); // observed in _flush; no unhandled rejection meanwhile
   }
 
-  private feed(chunk: Buffer, callback: TransformCallback, passOn: Buffer): void {
-    if (this.inflater && !this.inflater.write(chunk)) this.inflater.once('drain', () => callback(null, passOn));
-    else callback(null, passOn);
+  private feed(chunk: Buffer, callback: TransformCallback): void {
+    if (this.keeping) {
+      if (this.size <= this.keepJsonUpTo) this.keeping.push(chunk);
+      else this.keeping = undefined;
+    }
+    if (this.inflater && !this.inflater.write(chunk)) this.inflater.once('drain', () => callback(null, chunk));
+    else callback(null, chunk);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.hash.update(chunk);
     this.size += chunk.length;
-    if (this.compression !== undefined) return this.feed(chunk, callback, chunk);
+    if (this.compression !== undefined) return this.feed(chunk, callback);
     this.head = Buffer.concat([this.head, chunk]);
     if (this.head.length < HEAD_BYTES) return callback();
     this.start(this.head);
     const head = this.head;
     this.head = Buffer.alloc(0);
-    this.feed(head, callback, head);
+    this.feed(head, callback);
   }
 
   override _flush(callback: TransformCallback): void {
     if (this.compression === undefined) {
+      // Shorter than the magic bytes: decide now.
       this.start(this.head);
-      if (this.head.length > 0) this.push(this.head);
-      if (this.inflater) this.inflater.write(this.head);
+      if (this.head.length > 0) {
+        this.keeping?.push(this.head);
+        this.inflater?.write(this.head);
+        this.push(this.head);
+      }
     }
-    const digest: Digest = `sha256:${this.hash.digest('hex')}`;
-    if (!this.inflater || !this.inflated) {
-      this.diffId = digest;
-      this.digest = digest;
-      return callback();
-    }
-    this.digest = digest;
+    this.digest = `sha256:${this.hash.digest('hex')}`;
+    if (this.compression === 'none') this.diffId = this.digest;
+    if (!this.inflater || !this.inflated) return callback();
     this.inflater.end();
     this.inflated.then((diffId) => {
       this.diffId = diffId;
@@ -205,13 +162,16 @@ export class MeasuringStream extends Transform {
     }, callback);
   }
 
-  private digest: Digest | undefined;
-
   /** The facts, once the stream has finished. */
   facts(): EntryFacts {
     if (!this.digest) throw new Error('MeasuringStream.facts() before the end of the stream');
     const facts: EntryFacts = { digest: this.digest, size: this.size, compression: this.compression ?? 'none' };
     if (this.diffId) facts.diffId = this.diffId;
     return facts;
+  }
+
+  /** The bytes, when they were JSON of at most `keepJsonUpTo` bytes. */
+  kept(): Buffer | undefined {
+    return this.keeping && this.size <= this.keepJsonUpTo ? Buffer.concat(this.keeping) : undefined;
   }
 }
