@@ -158,16 +158,116 @@ function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest): SourceLayer 
   return { diffId, digest: blob, size: entry.size, compression, source: bundle.path, open: () => bundle.catalog.open(entry.name) };
 }
 
+/** The archive to write: from the bundle plus the base, one of three ways. */
+function planArchive(
+  bundle: Bundle,
+  images: BundleImage[],
+  base: BaseSource,
+  needed: Digest[],
+  omit: Set<Digest> | undefined,
+): (out: Writable) => Promise<void> {
+  const imagesWith = async (baseLayer: (diffId: Digest) => SourceLayer): Promise<ArchiveImage[]> =>
+    Promise.all(
+      images.map(async (image) => ({
+        id: image.id,
+        configBytes: await bundle.catalog.bytes(blobEntry(image.id)),
+        tags: image.tags,
+        layers: image.layers.map((l) => (l.blob ? bundleLayer(bundle, l.diffId, l.blob) : baseLayer(l.diffId))),
+      })),
+    );
+  if (base.kind === 'engine' && !omit) {
+    // Full rebuild from an engine's base: its `save` streams straight into the new archive.
+    const { engine, image, name } = base;
+    return async (out) => {
+      const writer = new TarWriter(out);
+      try {
+        const saved = engine.saveStream(image.id);
+        let copied;
+        try {
+          copied = await copyLayersFrom(saved.stream, writer, `${engine.name} save ${name}`);
+        } catch (error) {
+          // A save that broke off (killed, or failing with a message) leaves a truncated
+          // stream: the engine's own failure is the cause to report, not the truncation.
+          if (saved.stream.readableEnded) await saved.done;
+          throw error;
+        }
+        await saved.done;
+        const missing = missingError(needed, new Set(copied.keys()), `${engine.name}:${name}`);
+        if (missing) throw missing;
+        await writeImagesInto(writer, await imagesWith((diffId) => copied.get(diffId)!));
+        await writer.finish();
+      } catch (error) {
+        writer.destroy(error as Error);
+        throw error;
+      }
+    };
+  }
+  // From a base archive, or (fast path) with the base layers left out for Docker to find.
+  const omitted = (diffId: Digest): SourceLayer => ({
+    diffId,
+    digest: diffId,
+    size: 0,
+    compression: 'none',
+    open: () => {
+      throw new Error(`layer ${diffId} is left out of the archive`);
+    },
+  });
+  return async (out) => {
+    const archiveImages = await imagesWith((diffId) => (base.kind === 'archive' ? base.layers.get(diffId)! : omitted(diffId)));
+    await writeImageArchive(out, archiveImages, omit ? { omit } : {});
+  };
+}
+
+/** Feeds the archive to the engine's `load`; resolves with what the engine printed. */
+async function loadInto(engine: Engine, write: (out: Writable) => Promise<void>): Promise<string> {
+  const stream = new PassThrough();
+  const loading = engine.load(stream);
+  loading.catch(() => undefined);
+  // An engine that quits before reading the whole archive (it refused it) leaves nobody
+  // reading the stream: the writer would wait forever. Its exit ends the write.
+  const quit = loading.then(() => {
+    throw new EngineError(`${engine.name} load exited before reading the whole archive`);
+  });
+  quit.catch(() => undefined);
+  const writing = write(stream);
+  writing.catch(() => undefined);
+  try {
+    await Promise.race([writing, quit]);
+  } catch (error) {
+    stream.destroy();
+    await loading.catch(() => undefined);
+    throw error;
+  }
+  return loading;
+}
+
+/** Writes the archive to a file, under a temporary name until it is complete. */
+async function writeFile(path: string, write: (out: Writable) => Promise<void>): Promise<void> {
+  const out = atomicOutput(path);
+  try {
+    await write(createWriteStream(out.tempPath));
+    await out.commit();
+  } catch (error) {
+    await out.abort();
+    throw error;
+  }
+}
+
+function selectBundleImages(bundle: Bundle, wanted: string | undefined): BundleImage[] {
+  const all = bundle.metadata.images;
+  if (wanted === undefined) return all;
+  const images = all.filter((i) => i.tags.includes(wanted) || i.id === wanted || i.id.startsWith(`sha256:${wanted}`));
+  if (images.length === 0) throw new DdiffError(`${bundle.path}: no image '${wanted}' in the bundle`);
+  return images;
+}
+
 /** `ddiff load BUNDLE`: verify, find the base, rebuild the image and load it (or write it). */
 export async function load(bundlePath: string, options: LoadOptions, report: Reporter): Promise<void> {
   const bundle = await openBundle(bundlePath);
   // Blobs are verified while the base is looked up; nothing is written before both are done.
   const verified = verifyBundle(bundle);
   verified.catch(() => undefined);
-  const images = options.image
-    ? bundle.metadata.images.filter((i) => i.tags.includes(options.image!) || i.id === options.image || i.id.startsWith(`sha256:${options.image}`))
-    : bundle.metadata.images;
-  if (images.length === 0) throw new DdiffError(`${bundlePath}: no image '${options.image}' in the bundle`);
+  const images = selectBundleImages(bundle, options.image);
   const needed = [...new Set(images.flatMap((i) => i.layers.filter((l) => !l.blob).map((l) => l.diffId)))];
 
   let engine: Engine | undefined;
@@ -178,101 +278,28 @@ export async function load(bundlePath: string, options: LoadOptions, report: Rep
     if (verifiedResult.status === 'rejected') throw verifiedResult.reason;
     if (baseResult.status === 'rejected') throw baseResult.reason;
     const base = baseResult.value;
-    const toEngine = options.output === undefined;
     let omit: Set<Digest> | undefined;
-    if (base.kind === 'engine') {
-      const target = toEngine ? getEngine() : undefined;
-      if (options.fastPath !== false && target?.name === 'docker' && base.engine.name === 'docker' && (await target.hasClassicStore())) {
+    if (base.kind === 'engine' && options.output === undefined && options.fastPath !== false) {
+      const target = getEngine();
+      if (target.name === 'docker' && base.engine.name === 'docker' && (await target.hasClassicStore())) {
         omit = fastPathOmits(images, base.image);
       }
     }
-
-    const imagesWith = async (baseLayer: (diffId: Digest) => SourceLayer): Promise<ArchiveImage[]> =>
-      Promise.all(
-        images.map(async (image) => ({
-          id: image.id,
-          configBytes: await bundle.catalog.bytes(blobEntry(image.id)),
-          tags: image.tags,
-          layers: image.layers.map((l) => (l.blob ? bundleLayer(bundle, l.diffId, l.blob) : baseLayer(l.diffId))),
-        })),
-      );
-
-    let write: (out: Writable) => Promise<void>;
-    if (base.kind === 'engine' && !omit) {
-      // Full rebuild from an engine's base: its `save` streams straight into the new archive.
-      const { engine: baseEngine, image: baseImage, name: baseName } = base;
-      write = async (out) => {
-        const writer = new TarWriter(out);
-        try {
-          const saved = baseEngine.saveStream(baseImage.id);
-          let copied;
-          try {
-            copied = await copyLayersFrom(saved.stream, writer, `${baseEngine.name} save ${baseName}`);
-          } catch (error) {
-            // A save that broke off (killed, or failing with a message) leaves a truncated
-            // stream: the engine's own failure is the cause to report, not the truncation.
-            if (saved.stream.readableEnded) await saved.done;
-            throw error;
-          }
-          await saved.done;
-          const missing = missingError(needed, new Set(copied.keys()), `${baseEngine.name}:${baseName}`);
-          if (missing) throw missing;
-          await writeImagesInto(writer, await imagesWith((diffId) => copied.get(diffId)!));
-          await writer.finish();
-        } catch (error) {
-          writer.destroy(error as Error);
-          throw error;
-        }
-      };
-    } else {
-      const archiveImages = await imagesWith((diffId) =>
-        base.kind === 'archive'
-          ? base.layers.get(diffId)!
-          : { diffId, digest: diffId, size: 0, compression: 'none', open: () => { throw new Error('omitted'); } },
-      );
-      write = (out) => writeImageArchive(out, archiveImages, omit ? { omit } : {});
-    }
-
+    const write = planArchive(bundle, images, base, needed, omit);
     const summary = {
       images: images.map((i) => ({ id: i.id, tags: i.tags })),
       base: base.kind === 'none' ? null : base.name,
       mode: omit ? 'fast-path' : 'full',
-      output: options.output ?? `${getEngineName(engine)} load`,
+      output: options.output ?? `${getEngine().name} load`,
     };
     if (options.output === '-') {
       await write(process.stdout);
       return;
     }
     if (options.output !== undefined) {
-      const out = atomicOutput(options.output);
-      try {
-        await Promise.all([write(createWriteStream(out.tempPath))]);
-        await out.commit();
-      } catch (error) {
-        await out.abort();
-        throw error;
-      }
+      await writeFile(options.output, write);
     } else {
-      const eng = getEngine();
-      const stream = new PassThrough();
-      const loading = eng.load(stream);
-      loading.catch(() => undefined);
-      // An engine that quits before reading the whole archive (it refused it) leaves nobody
-      // reading the stream: the writer would wait forever. Its exit ends the write.
-      const quit = loading.then(() => {
-        throw new EngineError(`${eng.name} load exited before reading the whole archive`);
-      });
-      quit.catch(() => undefined);
-      const writing = write(stream);
-      writing.catch(() => undefined);
-      try {
-        await Promise.race([writing, quit]);
-      } catch (error) {
-        stream.destroy();
-        await loading.catch(() => undefined);
-        throw error;
-      }
-      const printed = await loading;
+      const printed = await loadInto(getEngine(), write);
       if (!options.json && printed.trim()) report.out(printed.trim());
     }
     if (options.json) report.out(JSON.stringify(summary, null, 2));
@@ -280,8 +307,4 @@ export async function load(bundlePath: string, options: LoadOptions, report: Rep
   } finally {
     await spool.dispose();
   }
-}
-
-function getEngineName(engine: Engine | undefined): string {
-  return engine?.name ?? 'engine';
 }
