@@ -76,11 +76,12 @@ test('--build-arg NAME takes the value from the environment', () => {
   assert.deepEqual([...parseBuildArgs(['A=1', 'B', 'C'], { B: 'two' })], [['A', '1'], ['B', 'two']]);
 });
 
-test('docker build arguments: -f (working directory, else context), tags, build args, context', async () => {
-  const { mkdtemp, mkdir, writeFile } = await import('node:fs/promises');
+test('docker build arguments: -f (working directory, else context), tags, build args, context', async (t) => {
+  const { mkdtemp, mkdir, rm, writeFile } = await import('node:fs/promises');
   const { join } = await import('node:path');
   const { tmpdir } = await import('node:os');
   const ctx = await mkdtemp(join(tmpdir(), 'ddiff-ctx-'));
+  t.after(() => rm(ctx, { recursive: true, force: true }));
   await mkdir(join(ctx, 'sub'));
   await writeFile(join(ctx, 'sub', 'Dockerfile.app'), 'FROM a\n');
   const parsed = parseBuildCommand(['-f', 'sub/Dockerfile.app', '-t', 'app:1', '--build-arg=BASE=b:2', '--no-cache', ctx]);
