@@ -90,11 +90,7 @@ export abstract class Catalog {
   }
 
   async readJson(name: string): Promise<unknown> {
-    const entry = this.require(name);
-    if (entry.size > MAX_JSON_BYTES) {
-      throw this.fail(`'${name}' is ${entry.size} bytes, over the ${MAX_JSON_BYTES}-byte limit for JSON`);
-    }
-    const bytes = await this.readBytes(entry);
+    const bytes = await this.bytes(name);
     try {
       return JSON.parse(bytes.toString('utf8')) as unknown;
     } catch (error) {
@@ -102,10 +98,12 @@ export abstract class Catalog {
     }
   }
 
-  /** The bytes of a small entry (JSON). */
+  /** The bytes of a small entry (JSON: manifests, configs, indexes). */
   async bytes(name: string): Promise<Buffer> {
     const entry = this.require(name);
-    if (entry.size > MAX_JSON_BYTES) throw this.fail(`'${name}' is too large to read as metadata`);
+    if (entry.size > MAX_JSON_BYTES) {
+      throw this.fail(`'${name}' is ${entry.size} bytes, over the ${MAX_JSON_BYTES}-byte limit for JSON`);
+    }
     return this.readBytes(entry);
   }
 

@@ -1,15 +1,11 @@
-import { createReadStream } from 'node:fs';
-import { open, readFile, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
-import type { Readable } from 'node:stream';
 import fg from 'fast-glob';
-import { Catalog, type CatalogEntry } from './catalog.js';
-import { detectCompression, type Compression } from '../util/compression.js';
-import { measure, measureFileRange, type EntryFacts } from './measure.js';
+import type { CatalogEntry } from './catalog.js';
+import { FileRangeCatalog, type FileRange } from './file-range-catalog.js';
 
 /** An image layout unpacked in a directory (OCI layout, `dir:`/docker-dir, unpacked docker-archive). */
-export class DirectoryCatalog extends Catalog {
-  readonly seekable = true;
+export class DirectoryCatalog extends FileRangeCatalog {
   readonly root: string;
 
   private constructor(root: string) {
@@ -36,31 +32,7 @@ export class DirectoryCatalog extends Catalog {
     return catalog;
   }
 
-  private pathOf(entry: CatalogEntry): string {
-    return join(this.root, entry.name);
-  }
-
-  protected readBytes(entry: CatalogEntry): Promise<Buffer> {
-    return readFile(this.pathOf(entry));
-  }
-
-  protected async detectCompression(entry: CatalogEntry): Promise<Compression> {
-    const handle = await open(this.pathOf(entry), 'r');
-    try {
-      const head = Buffer.alloc(6);
-      const { bytesRead } = await handle.read(head, 0, 6, 0);
-      return detectCompression(head.subarray(0, bytesRead));
-    } finally {
-      await handle.close();
-    }
-  }
-
-  protected openEntry(entry: CatalogEntry): Readable {
-    return createReadStream(this.pathOf(entry), { highWaterMark: 1 << 20 });
-  }
-
-  protected async factsOf(entry: CatalogEntry, wantDiffId: boolean): Promise<EntryFacts> {
-    const facts = await measureFileRange(this.pathOf(entry), 0, entry.size, wantDiffId);
-    return facts ?? (await measure(this.openEntry(entry), { wantDiffId, keepJsonUpTo: 0, source: this.source })).facts;
+  protected rangeOf(entry: CatalogEntry): FileRange {
+    return { path: join(this.root, entry.name), offset: 0 };
   }
 }

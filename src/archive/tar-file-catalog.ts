@@ -1,20 +1,14 @@
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import { indexTarFile } from '../tar/file-index.js';
-import { Catalog, type CatalogEntry } from './catalog.js';
-import { detectCompression, type Compression } from '../util/compression.js';
-import { measure, measureFileRange, type EntryFacts } from './measure.js';
+import type { CatalogEntry } from './catalog.js';
+import { FileRangeCatalog, type FileRange } from './file-range-catalog.js';
 
 interface Located extends CatalogEntry {
   offset: number;
 }
 
 /** An uncompressed tar file on disk: headers indexed by seeking, entries read on demand. */
-export class TarFileCatalog extends Catalog {
-  readonly seekable = true;
+export class TarFileCatalog extends FileRangeCatalog {
   readonly path: string;
-  private readonly factsCache = new Map<string, Promise<EntryFacts>>();
 
   private constructor(path: string, source: string) {
     super(source);
@@ -34,44 +28,7 @@ export class TarFileCatalog extends Catalog {
     return catalog;
   }
 
-  protected async readBytes(entry: CatalogEntry): Promise<Buffer> {
-    const handle = await open(this.path, 'r');
-    try {
-      const buf = Buffer.alloc(entry.size);
-      const { bytesRead } = await handle.read(buf, 0, entry.size, (entry as Located).offset);
-      if (bytesRead !== entry.size) throw this.fail(`'${entry.name}' is truncated`);
-      return buf;
-    } finally {
-      await handle.close();
-    }
-  }
-
-  protected async detectCompression(entry: CatalogEntry): Promise<Compression> {
-    const handle = await open(this.path, 'r');
-    try {
-      const head = Buffer.alloc(Math.min(6, entry.size));
-      await handle.read(head, 0, head.length, (entry as Located).offset);
-      return detectCompression(head);
-    } finally {
-      await handle.close();
-    }
-  }
-
-  protected openEntry(entry: CatalogEntry): Readable {
-    if (entry.size === 0) return Readable.from([]);
-    const start = (entry as Located).offset;
-    return createReadStream(this.path, { start, end: start + entry.size - 1, highWaterMark: 1 << 20 });
-  }
-
-  protected factsOf(entry: CatalogEntry, wantDiffId: boolean): Promise<EntryFacts> {
-    const key = `${entry.name}\0${wantDiffId}`;
-    let facts = this.factsCache.get(key);
-    if (!facts) {
-      facts = (async () =>
-        (await measureFileRange(this.path, (entry as Located).offset, entry.size, wantDiffId)) ??
-        (await measure(this.openEntry(entry), { wantDiffId, keepJsonUpTo: 0, source: this.source })).facts)();
-      this.factsCache.set(key, facts);
-    }
-    return facts;
+  protected rangeOf(entry: CatalogEntry): FileRange {
+    return { path: this.path, offset: (entry as Located).offset };
   }
 }

@@ -1,0 +1,64 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { detectCompression, type Compression } from '../util/compression.js';
+import { Catalog, type CatalogEntry } from './catalog.js';
+import { measure, measureFileRange, type EntryFacts } from './measure.js';
+
+/** Where an entry's stored bytes are: a byte range of a file on disk. */
+export interface FileRange {
+  path: string;
+  offset: number;
+}
+
+/**
+ * A catalog whose entries are byte ranges of files (a tar file, or files in a directory): read
+ * on demand, any number of times. Facts are computed once per entry.
+ */
+export abstract class FileRangeCatalog extends Catalog {
+  readonly seekable = true;
+  private readonly factsCache = new Map<string, Promise<EntryFacts>>();
+
+  protected abstract rangeOf(entry: CatalogEntry): FileRange;
+
+  private async readRange(entry: CatalogEntry, length: number): Promise<Buffer> {
+    const { path, offset } = this.rangeOf(entry);
+    const handle = await open(path, 'r');
+    try {
+      const buf = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buf, 0, length, offset);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  protected async readBytes(entry: CatalogEntry): Promise<Buffer> {
+    const bytes = await this.readRange(entry, entry.size);
+    if (bytes.length !== entry.size) throw this.fail(`'${entry.name}' is truncated`);
+    return bytes;
+  }
+
+  protected async detectCompression(entry: CatalogEntry): Promise<Compression> {
+    return detectCompression(await this.readRange(entry, Math.min(6, entry.size)));
+  }
+
+  protected openEntry(entry: CatalogEntry): Readable {
+    if (entry.size === 0) return Readable.from([]);
+    const { path, offset } = this.rangeOf(entry);
+    return createReadStream(path, { start: offset, end: offset + entry.size - 1, highWaterMark: 1 << 20 });
+  }
+
+  protected factsOf(entry: CatalogEntry, wantDiffId: boolean): Promise<EntryFacts> {
+    const key = `${entry.name}\0${wantDiffId}`;
+    let facts = this.factsCache.get(key);
+    if (!facts) {
+      const { path, offset } = this.rangeOf(entry);
+      facts = (async () =>
+        (await measureFileRange(path, offset, entry.size, wantDiffId)) ??
+        (await measure(this.openEntry(entry), { wantDiffId, keepJsonUpTo: 0, source: this.source })).facts)();
+      this.factsCache.set(key, facts);
+    }
+    return facts;
+  }
+}
