@@ -43,7 +43,7 @@ async function scanStream(input: Readable, source: string, head: Buffer): Promis
 }
 
 /** Reads the first bytes of a stream and puts them back, so the stream is still whole. */
-async function peek(input: Readable): Promise<{ head: Buffer; stream: Readable }> {
+async function peek(input: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let length = 0;
   while (length < BLOCK) {
@@ -73,7 +73,18 @@ async function peek(input: Readable): Promise<{ head: Buffer; stream: Readable }
   }
   const head = Buffer.concat(chunks);
   if (head.length > 0) input.unshift(head);
-  return { head, stream: input };
+  return head;
+}
+
+/** A plain tar file, indexed by seeking; `source` names it in messages. */
+async function openTarFile(path: string, source: string, head: Buffer): Promise<Catalog> {
+  checkTarHead(source, head);
+  try {
+    return await TarFileCatalog.open(path, source);
+  } catch (error) {
+    if (error instanceof DdiffError) throw error;
+    throw new ArchiveError(source, (error as Error).message, { cause: error });
+  }
 }
 
 /**
@@ -83,29 +94,24 @@ async function peek(input: Readable): Promise<{ head: Buffer; stream: Readable }
 export async function openSeekableArchive(input: string, spoolDir: string, stdin: Readable = process.stdin): Promise<Catalog> {
   if (input !== '-') {
     const info = await stat(input).catch(() => undefined);
-    if (info?.isDirectory()) return DirectoryCatalog.open(input);
-    if (info && info.size > 0 && detectCompression(await readHead(input)) === 'none') return openArchive(input);
-    if (!info || info.size === 0) return openArchive(input); // reports the problem
+    const head = info?.isFile() ? await readHead(input) : undefined;
+    if (head !== undefined && head.length > 0 && detectCompression(head) === 'none') return openTarFile(input, input, head);
+    // Directories, empty or missing files: as openArchive takes (and reports) them.
+    if (head === undefined || head.length === 0) return openArchive(input);
   }
   const source = input === '-' ? '<stdin>' : input;
   const raw = input === '-' ? stdin : createReadStream(input, { highWaterMark: 1 << 20 });
-  const { head, stream } = await peek(raw);
+  const head = await peek(raw);
   if (head.length === 0) throw new ArchiveError(source, 'input is empty');
   const compression = detectCompression(head);
   const spool = join(spoolDir, `spool-${Date.now()}-${Math.random().toString(16).slice(2)}.tar`);
   try {
-    await pipeline(stream, decompressor(compression, source), createWriteStream(spool));
+    await pipeline(raw, decompressor(compression, source), createWriteStream(spool));
   } catch (error) {
     if (error instanceof DdiffError) throw error;
     throw new ArchiveError(source, `cannot read ${compression === 'none' ? '' : `${compression} `}data: ${(error as Error).message}`, { cause: error });
   }
-  checkTarHead(source, await readHead(spool));
-  try {
-    return await TarFileCatalog.open(spool, source);
-  } catch (error) {
-    if (error instanceof DdiffError) throw error;
-    throw new ArchiveError(source, (error as Error).message, { cause: error });
-  }
+  return openTarFile(spool, source, await readHead(spool));
 }
 
 /**
@@ -114,9 +120,9 @@ export async function openSeekableArchive(input: string, spoolDir: string, stdin
  */
 export async function openArchive(input: string, stdin: Readable = process.stdin): Promise<Catalog> {
   if (input === '-') {
-    const { head, stream } = await peek(stdin);
+    const head = await peek(stdin);
     if (head.length === 0) throw new ArchiveError('<stdin>', 'input is empty');
-    return scanStream(stream, '<stdin>', head);
+    return scanStream(stdin, '<stdin>', head);
   }
   let info;
   try {
@@ -127,13 +133,6 @@ export async function openArchive(input: string, stdin: Readable = process.stdin
   if (info.isDirectory()) return DirectoryCatalog.open(input);
   const head = await readHead(input);
   if (head.length === 0) throw new ArchiveError(input, 'file is empty');
-  const compression = detectCompression(head);
-  if (compression !== 'none') return scanStream(createReadStream(input, { highWaterMark: 1 << 20 }), input, head);
-  checkTarHead(input, head);
-  try {
-    return await TarFileCatalog.open(input);
-  } catch (error) {
-    if (error instanceof DdiffError) throw error;
-    throw new ArchiveError(input, (error as Error).message, { cause: error });
-  }
+  if (detectCompression(head) !== 'none') return scanStream(createReadStream(input, { highWaterMark: 1 << 20 }), input, head);
+  return openTarFile(input, input, head);
 }
