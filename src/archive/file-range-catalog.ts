@@ -51,7 +51,8 @@ export abstract class FileRangeCatalog extends Catalog {
 
   protected factsOf(entry: CatalogEntry, wantDiffId: boolean): Promise<EntryFacts> {
     const key = `${entry.name}\0${wantDiffId}`;
-    let facts = this.factsCache.get(key);
+    // Facts with the diffID answer a request without it too: a layer is read once.
+    let facts = this.factsCache.get(`${entry.name}\0true`) ?? this.factsCache.get(key);
     if (!facts) {
       const { path, offset } = this.rangeOf(entry);
       facts = (async () =>

@@ -87,7 +87,8 @@ export async function buildImage(catalog: Catalog, refs: ImageRefs): Promise<Ima
     const compression = await catalog.compressionOf(ref.path);
     let digest = ref.digest ?? digestFromName(entry.name) ?? digestFromName(ref.path);
     if (!digest || (compression !== 'none' && !ref.digest && digest === diffId)) {
-      digest = compression === 'none' ? diffId : (await catalog.facts(ref.path, false)).digest;
+      // Hashed with the diffID too: verifying asks for it next, and one pass gives both.
+      digest = compression === 'none' ? diffId : (await catalog.facts(ref.path, true)).digest;
     }
     const layer: Layer = {
       diffId,
