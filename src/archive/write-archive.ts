@@ -3,7 +3,8 @@ import { DigestMismatchError } from '../errors.js';
 import { TarWriter } from '../tar/writer.js';
 import { progress } from '../util/progress.js';
 import type { Compression } from '../util/compression.js';
-import { DigestingStream, hexOf, sha256, type Digest } from '../util/digest.js';
+import { DigestingStream, sha256, type Digest } from '../util/digest.js';
+import { blobPath } from './formats/oci-layout.js';
 
 /** A layer to write: where its stored bytes come from. */
 export interface SourceLayer {
@@ -44,8 +45,6 @@ function verifying(layer: SourceLayer): Transform {
       new DigestMismatchError(layer.source ?? 'layer', `layer ${layer.diffId} is corrupt: its bytes hash to ${got}, expected ${layer.digest}`),
   });
 }
-
-const blob = (digest: Digest) => `blobs/sha256/${hexOf(digest)}`;
 
 /** The OCI ref-name annotation wants the tag alone; containerd's wants the full name. */
 function annotationsFor(tag: string): Record<string, string> {
@@ -90,20 +89,20 @@ export async function writeImagesInto(
     const layerPaths: string[] = [];
     for (const layer of image.layers) {
       if (options.omit?.has(layer.diffId)) {
-        layerPaths.push(blob(layer.diffId));
+        layerPaths.push(blobPath(layer.diffId));
         continue;
       }
       if (layer.writtenAs !== undefined) {
         layerPaths.push(layer.writtenAs);
         continue;
       }
-      const path = blob(layer.digest);
+      const path = blobPath(layer.digest);
       layerPaths.push(path);
       if (written.has(path)) continue;
       written.add(path);
       await writer.addStream(path, layer.size, layer.open(), verifying(layer), progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size));
     }
-    const configPath = blob(image.id);
+    const configPath = blobPath(image.id);
     if (!written.has(configPath)) {
       written.add(configPath);
       await writer.addBuffer(configPath, image.configBytes);
@@ -119,9 +118,9 @@ export async function writeImagesInto(
       }),
     );
     const manifestDigest = sha256(manifest);
-    if (!written.has(blob(manifestDigest))) {
-      written.add(blob(manifestDigest));
-      await writer.addBuffer(blob(manifestDigest), manifest);
+    if (!written.has(blobPath(manifestDigest))) {
+      written.add(blobPath(manifestDigest));
+      await writer.addBuffer(blobPath(manifestDigest), manifest);
     }
     const descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length };
     if (image.tags.length === 0) index.push(descriptor);

@@ -2,7 +2,7 @@ import { Catalog } from '../archive/catalog.js';
 import { measure } from '../archive/measure.js';
 import { TarFileCatalog } from '../archive/tar-file-catalog.js';
 import { ArchiveError, DigestMismatchError } from '../errors.js';
-import { hexOf, type Digest } from '../util/digest.js';
+import { blobPath } from '../archive/formats/oci-layout.js';
 import { BundleFormatError, METADATA_ENTRY, parseMetadata, type BundleBlob, type BundleMetadata } from './format.js';
 import { createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -17,9 +17,6 @@ export interface Bundle {
   metadata: BundleMetadata;
 }
 
-export function blobEntry(digest: Digest): string {
-  return `blobs/sha256/${hexOf(digest)}`;
-}
 
 /**
  * A bundle arriving on stdin (`ddiff diff … -o - | ssh host ddiff load -`) is spooled to a
@@ -74,7 +71,7 @@ export async function verifyBundle(bundle: Bundle): Promise<void> {
 }
 
 async function verifyBlob(bundle: Bundle, blob: BundleBlob): Promise<void> {
-  const name = blobEntry(blob.digest);
+  const name = blobPath(blob.digest);
   if (!bundle.catalog.has(name)) throw new ArchiveError(bundle.path, `blob ${blob.digest} is missing from the bundle`);
   const { facts } = await measure(bundle.catalog.open(name), { wantDiffId: false, keepJsonUpTo: 0, source: bundle.path });
   if (facts.size !== blob.size || facts.digest !== blob.digest) {

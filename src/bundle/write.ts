@@ -14,7 +14,8 @@ import { spawnFilter } from '../util/compression.js';
 import { ParallelGzip } from '../util/parallel-gzip.js';
 import { progress } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
-import { DigestingStream, hexOf, sha256, type Digest } from '../util/digest.js';
+import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
+import { blobPath } from '../archive/formats/oci-layout.js';
 import {
   BUNDLE_FORMAT,
   BUNDLE_VERSION,
@@ -145,7 +146,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
       created: new Date().toISOString(),
       base: { ...input.base, needed: [...needed] },
       images,
-      blobs: dedupe(blobs),
+      blobs,
     };
 
     const target = output === '-' ? undefined : atomicOutput(output);
@@ -156,16 +157,9 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     written.catch(() => undefined); // awaited below; a failing sink (ENOSPC) must not be an unhandled rejection meanwhile
     try {
       await writer.addBuffer(METADATA_ENTRY, `${JSON.stringify(metadata, null, 2)}\n`);
-      for (const [id, bytes] of configs) {
-        if (sha256(bytes) !== id) throw new Error(`config ${id} changed in memory`);
-        await writer.addBuffer(`blobs/sha256/${hexOf(id)}`, bytes);
-      }
-      const seen = new Set<Digest>();
-      for (const blob of layerBlobs) {
-        if (seen.has(blob.digest)) continue;
-        seen.add(blob.digest);
-        await writer.addStream(`blobs/sha256/${hexOf(blob.digest)}`, blob.size, createReadStream(blob.file));
-      }
+      for (const [id, bytes] of configs) await writer.addBuffer(blobPath(id), bytes);
+      // Staging is keyed by diffID, so each layer blob is here once.
+      for (const blob of layerBlobs) await writer.addStream(blobPath(blob.digest), blob.size, createReadStream(blob.file));
       await writer.finish();
       await written;
       await target?.commit();
@@ -178,10 +172,4 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
   } finally {
     await staging.dispose();
   }
-}
-
-function dedupe(blobs: BundleBlob[]): BundleBlob[] {
-  const byDigest = new Map<Digest, BundleBlob>();
-  for (const blob of blobs) byDigest.set(blob.digest, blob);
-  return [...byDigest.values()];
 }

@@ -7,7 +7,8 @@ import { copyLayersFrom } from '../archive/copy-layers.js';
 import { writeImageArchive, writeImagesInto, type ArchiveImage, type SourceLayer } from '../archive/write-archive.js';
 import { TarWriter } from '../tar/writer.js';
 import type { BundleImage } from '../bundle/format.js';
-import { blobEntry, openBundle, verifyBundle, type Bundle } from '../bundle/read.js';
+import { blobPath } from '../archive/formats/oci-layout.js';
+import { openBundle, verifyBundle, type Bundle } from '../bundle/read.js';
 import { Engine, type EngineChoice, type EngineImage } from '../engine/engine.js';
 import { DdiffError, EngineError, MissingLayersError } from '../errors.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
@@ -152,7 +153,7 @@ function fastPathOmits(images: BundleImage[], base: EngineImage): Set<Digest> | 
 }
 
 function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest): SourceLayer {
-  const entry = bundle.catalog.entry(blobEntry(blob));
+  const entry = bundle.catalog.entry(blobPath(blob));
   const meta = bundle.metadata.blobs.find((b) => b.digest === blob);
   const compression = meta?.mediaType.endsWith('+zstd') ? 'zstd' : meta?.mediaType.endsWith('+gzip') ? 'gzip' : 'none';
   return { diffId, digest: blob, size: entry.size, compression, source: bundle.path, open: () => bundle.catalog.open(entry.name) };
@@ -170,7 +171,7 @@ function planArchive(
     Promise.all(
       images.map(async (image) => ({
         id: image.id,
-        configBytes: await bundle.catalog.bytes(blobEntry(image.id)),
+        configBytes: await bundle.catalog.bytes(blobPath(image.id)),
         tags: image.tags,
         layers: image.layers.map((l) => (l.blob ? bundleLayer(bundle, l.diffId, l.blob) : baseLayer(l.diffId))),
       })),
