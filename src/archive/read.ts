@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import type { Image } from '../image/image.js';
 import type { Catalog } from './catalog.js';
-import { digestFromName } from './formats/build-image.js';
+import { isContentAddressed } from './formats/build-image.js';
 import { readDockerArchive } from './formats/docker-archive.js';
 import { readDockerDir } from './formats/docker-dir.js';
 import { readOciLayout, type AbsentManifest } from './formats/oci-layout.js';
@@ -62,9 +62,7 @@ export async function verifyLayers(catalog: Catalog, images: Image[], concurrenc
       checked.add(key);
       jobs.push(
         limit(async () => {
-          // Stored bytes named by their digest are checked by that digest; others, when
-          // compressed, by decompressing them against the diffID.
-          const vouched = digestFromName(layer.path) !== undefined;
+          const vouched = isContentAddressed(layer.path);
           const facts = await catalog.facts(layer.path, layer.compression !== 'none' && !vouched);
           const name = `layer '${layer.path}' (diffID ${layer.diffId})`;
           if (facts.digest !== layer.digest) {

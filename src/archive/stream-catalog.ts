@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { DdiffError } from '../errors.js';
-import { digestFromName } from './formats/build-image.js';
+import { isContentAddressed } from './formats/build-image.js';
 import { Catalog, MAX_JSON_BYTES, type CatalogEntry } from './catalog.js';
 import type { Compression } from '../util/compression.js';
 import { measure, type EntryFacts } from './measure.js';
@@ -55,8 +55,7 @@ export class StreamCatalog extends Catalog {
           entry.resume();
           continue;
         }
-        // Content-addressed blobs are checked by their name; others by decompressing to the diffID.
-        const wantDiffId = digestFromName(header.name) === undefined;
+        const wantDiffId = !isContentAddressed(header.name);
         const { facts, kept } = await measure(entry, { wantDiffId, keepJsonUpTo: MAX_JSON_BYTES, source });
         const name = catalog.resolveName(header.name);
         catalog.measured.set(name, facts);

@@ -5,7 +5,7 @@ import { PassThrough, Transform, type Readable, type Writable } from 'node:strea
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type { Catalog } from '../archive/catalog.js';
-import { digestFromName } from '../archive/formats/build-image.js';
+import { isContentAddressed } from '../archive/formats/build-image.js';
 import { MeasuringStream } from '../archive/measure.js';
 import { DigestMismatchError } from '../errors.js';
 import { formatPlatform, type Image, type Layer } from '../image/image.js';
@@ -67,7 +67,7 @@ async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: Laye
   const output = new DigestingStream();
   // Compressed bytes that no name or descriptor vouches for (a .tar.gz in a docker-archive) are
   // also inflated on the way, so a layer that does not match its diffID is never bundled.
-  const inflating = !compress && digestFromName(layer.path) === undefined ? new MeasuringStream(catalog.source) : undefined;
+  const inflating = !compress && !isContentAddressed(layer.path) ? new MeasuringStream(catalog.source) : undefined;
   const label = `${compress && how.method !== 'none' ? 'compressing' : 'copying'} ${layer.diffId.slice(7, 19)}`;
   const stages: (Readable | Writable | Transform)[] = [catalog.open(layer.path), progress(label, layer.size), input];
   if (inflating) stages.push(inflating);

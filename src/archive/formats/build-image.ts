@@ -37,6 +37,14 @@ function unsupportedLayerType(mediaType: string | undefined): string | undefined
   return undefined;
 }
 
+/**
+ * True when an entry is named by its digest, which then vouches for its stored bytes; other
+ * compressed bytes are checked by inflating them against their diffID.
+ */
+export function isContentAddressed(path: string): boolean {
+  return digestFromName(path) !== undefined;
+}
+
 const DOCKER_LAYER_MEDIA_TYPES: Record<Compression, string> = {
   none: 'application/vnd.docker.image.rootfs.diff.tar',
   gzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
