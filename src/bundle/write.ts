@@ -105,9 +105,9 @@ function compressor(how: LayerCompression): Transform {
 /** Writes a bundle to `output` (a path, or '-' for stdout), atomically for paths. */
 export async function writeBundle(output: string, input: BundleInput): Promise<BundleResult> {
   const staging = await tempDir('ddiff-stage-');
+  const staged = new Map<Digest, Promise<BundleBlob & { file: string }>>();
   try {
     const limit = pLimit(Math.max(1, Math.min(4, cpus().length)));
-    const staged = new Map<Digest, Promise<BundleBlob & { file: string }>>();
     const configs = new Map<Digest, Buffer>();
     const images: BundleImage[] = [];
     const needed = new Set<Digest>();
@@ -170,6 +170,8 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     }
     return { metadata, size: counter.size };
   } finally {
+    // A failed layer rejects early; its siblings must stop writing before the directory goes.
+    await Promise.allSettled(staged.values());
     await staging.dispose();
   }
 }
