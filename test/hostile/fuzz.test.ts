@@ -133,6 +133,8 @@ test(`fuzz the archive and bundle readers (${SECONDS} s)`, { timeout: (SECONDS +
   const outcomes = new Map<string, number>();
   const seed = process.env.DDIFF_FUZZ_SEED ? Number(process.env.DDIFF_FUZZ_SEED) : Date.now() ^ (Math.random() * 2 ** 31);
   let runs = 0;
+  // fast-check's time limit abandons the case under way; its cleanup is awaited before the check.
+  let inFlight: Promise<unknown> = Promise.resolve();
   try {
     const property = fc.asyncProperty(
       fc.nat({ max: seeds.length - 1 }),
@@ -146,7 +148,9 @@ test(`fuzz the archive and bundle readers (${SECONDS} s)`, { timeout: (SECONDS +
         const effectiveMode: Mode =
           s.kind === 'bundle' ? (mode === 'command' ? 'command' : 'file') : s.gzip ? (mode === 'file' ? 'stream' : mode) : mode === 'spool' ? 'file' : mode;
         try {
-          await withTimeout(read(s, bytes, effectiveMode), CASE_TIMEOUT_MS);
+          const reading = read(s, bytes, effectiveMode);
+          inFlight = reading.catch(() => undefined);
+          await withTimeout(reading, CASE_TIMEOUT_MS);
           outcomes.set('accepted', (outcomes.get('accepted') ?? 0) + 1);
         } catch (error) {
           if (!(error instanceof DdiffError)) {
@@ -170,5 +174,6 @@ test(`fuzz the archive and bundle readers (${SECONDS} s)`, { timeout: (SECONDS +
     t.diagnostic(`outcomes: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`);
   }
   assert.ok(runs > 0);
+  await withTimeout(inFlight, CASE_TIMEOUT_MS);
   assert.deepEqual(await listTree(tmp), [], 'temporary files left in DDIFF_TMPDIR');
 });
