@@ -102,12 +102,7 @@ export async function generateLayer(file: string, spec: LayerSpec): Promise<Gene
  * `onlyFilesOf`, only those layers' files are stored (the manifest still names every layer):
  * the archive Docker's classic store loads when it already has the others.
  */
-export async function writeDockerArchive(
-  file: string,
-  tag: string,
-  layers: GeneratedLayer[],
-  onlyFilesOf?: Set<string>,
-): Promise<string> {
+export async function writeDockerArchive(file: string, tag: string, layers: GeneratedLayer[], onlyFilesOf?: Set<string>): Promise<string> {
   const config = Buffer.from(
     JSON.stringify({
       architecture: 'amd64',

@@ -41,7 +41,11 @@ interface Row {
 
 const rows: Row[] = [];
 
-function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<{ stdout: string; stderr: string; wall: number; code: number }> {
+function run(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv } = {},
+): Promise<{ stdout: string; stderr: string; wall: number; code: number }> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     const child = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -144,20 +148,58 @@ async function scenario(dir: string, sizeMb: number, deltaMb: number, engineMax:
   const bundle = join(dir, 'app.ddiff');
   const diff = await median(() => ddiff(['diff', join(dir, 'base.tar'), join(dir, 'target.tar'), '-o', bundle]));
   const bundleSize = (await stat(bundle)).size;
-  record({ size: label, step: 'diff archives (gzip)', m: diff, bundle: bundleSize, baseline: 'gzip -6 of new layers', ratio: diff.wall / gzipBase.wall, target: '≤ 1.0' });
-  record({ size: label, step: 'bundle size / gzip -6 size', m: { wall: 0 }, bundle: bundleSize, baseline: 'gzip -6 size', ratio: bundleSize / gzipSize, target: '≤ 1.01' });
+  record({
+    size: label,
+    step: 'diff archives (gzip)',
+    m: diff,
+    bundle: bundleSize,
+    baseline: 'gzip -6 of new layers',
+    ratio: diff.wall / gzipBase.wall,
+    target: '≤ 1.0',
+  });
+  record({
+    size: label,
+    step: 'bundle size / gzip -6 size',
+    m: { wall: 0 },
+    bundle: bundleSize,
+    baseline: 'gzip -6 size',
+    ratio: bundleSize / gzipSize,
+    target: '≤ 1.01',
+  });
 
   const zstdBundle = join(dir, 'app-zstd.ddiff');
   const zdiff = await median(() => ddiff(['diff', '--compress', 'zstd', join(dir, 'base.tar'), join(dir, 'target.tar'), '-o', zstdBundle]));
   const zstdSize = (await stat(zstdBundle)).size;
-  record({ size: label, step: 'diff archives (zstd)', m: zdiff, bundle: zstdSize, baseline: 'diff (gzip)', ratio: zdiff.wall / diff.wall, target: '< 1 (faster), size < gzip' });
-  record({ size: label, step: 'zstd bundle size / gzip bundle size', m: { wall: 0 }, bundle: zstdSize, baseline: 'gzip bundle', ratio: zstdSize / bundleSize, target: '< 1' });
+  record({
+    size: label,
+    step: 'diff archives (zstd)',
+    m: zdiff,
+    bundle: zstdSize,
+    baseline: 'diff (gzip)',
+    ratio: zdiff.wall / diff.wall,
+    target: '< 1 (faster), size < gzip',
+  });
+  record({
+    size: label,
+    step: 'zstd bundle size / gzip bundle size',
+    m: { wall: 0 },
+    bundle: zstdSize,
+    baseline: 'gzip bundle',
+    ratio: zstdSize / bundleSize,
+    target: '< 1',
+  });
   await rm(zstdBundle);
 
   const out = join(dir, 'rebuilt.tar');
   const loadOut = await median(() => ddiff(['load', bundle, '--base', join(dir, 'base.tar'), '-o', out]));
   const cp = await median(() => shell(`cp ${join(dir, 'target.tar')} ${join(dir, 'copy.tar')}`));
-  record({ size: label, step: 'load -o (rebuild from base archive)', m: loadOut, baseline: 'cp of the target archive', ratio: loadOut.wall / cp.wall });
+  record({
+    size: label,
+    step: 'load -o (rebuild from base archive)',
+    m: loadOut,
+    baseline: 'cp of the target archive',
+    ratio: loadOut.wall / cp.wall,
+  });
   await rm(out);
   await rm(join(dir, 'copy.tar'));
 
@@ -190,7 +232,14 @@ async function engineSteps(
       () => ddiff(['diff', '--engine', 'docker', s.tagBase, s.tagTarget, '-o', bundle]),
     );
     const baselineWall = save.wall + s.gzipWall;
-    record({ size: label, step: 'diff engine refs', m: diff, baseline: 'docker save >/dev/null + gzip', ratio: diff.wall / baselineWall, target: '≤ 1.1' });
+    record({
+      size: label,
+      step: 'diff engine refs',
+      m: diff,
+      baseline: 'docker save >/dev/null + gzip',
+      ratio: diff.wall / baselineWall,
+      target: '≤ 1.1',
+    });
 
     const partial = join(dir, 'new-only.tar');
     await writeDockerArchive(partial, s.tagTarget, [...s.base, ...s.delta], new Set(s.delta.map((l) => l.diffId)));
@@ -200,13 +249,27 @@ async function engineSteps(
       rmiTarget,
     );
     const fastMode = (JSON.parse(fast.stdout) as { mode: string }).mode;
-    record({ size: label, step: `load → docker (${fastMode})`, m: fast, baseline: 'docker load of new layers only', ratio: fast.wall / loadNew.wall, target: '≤ 1.2' });
+    record({
+      size: label,
+      step: `load → docker (${fastMode})`,
+      m: fast,
+      baseline: 'docker load of new layers only',
+      ratio: fast.wall / loadNew.wall,
+      target: '≤ 1.2',
+    });
     const [loadFull, full] = await interleaved(
       () => docker(`load -q -i ${join(dir, 'target.tar')} >/dev/null`),
       () => ddiff(['load', '--json', '--no-fast-path', bundle, '--engine', 'docker']),
       rmiTarget,
     );
-    record({ size: label, step: 'load → docker (full rebuild)', m: full, baseline: 'docker load of the full target', ratio: full.wall / loadFull.wall, target: '≤ 1.1' });
+    record({
+      size: label,
+      step: 'load → docker (full rebuild)',
+      m: full,
+      baseline: 'docker load of the full target',
+      ratio: full.wall / loadFull.wall,
+      target: '≤ 1.1',
+    });
     const id = spawnSync('docker', ['image', 'inspect', '--format', '{{.Id}}', s.tagTarget], { encoding: 'utf8' }).stdout.trim();
     if (id !== s.targetId) throw new Error(`engine round trip gave ${id}, expected ${s.targetId}`);
     await rm(partial, { force: true });
@@ -229,7 +292,10 @@ function table(): string {
 }
 
 async function main(): Promise<void> {
-  const sizes = (process.env.DDIFF_BENCH_SIZES ?? '40,400,2000').split(',').map(Number).filter((n) => n > 0);
+  const sizes = (process.env.DDIFF_BENCH_SIZES ?? '40,400,2000')
+    .split(',')
+    .map(Number)
+    .filter((n) => n > 0);
   const engineMax = Number(process.env.DDIFF_BENCH_ENGINE_MAX ?? 400);
   const dir = await mkdtemp(join(process.env.DDIFF_BENCH_DIR ?? tmpdir(), 'ddiff-bench-'));
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
@@ -256,7 +322,10 @@ async function main(): Promise<void> {
     }
     const result = `Machine: ${machine}\n\n${table()}\n`;
     process.stdout.write(`\n${result}`);
-    await writeFile(join(here, '..', '..', 'bench', 'RESULTS.md'), `# ddiff bench results\n\nProduced by \`npm run bench\` (${new Date().toISOString()}).\n\n${result}`);
+    await writeFile(
+      join(here, '..', '..', 'bench', 'RESULTS.md'),
+      `# ddiff bench results\n\nProduced by \`npm run bench\` (${new Date().toISOString()}).\n\n${result}`,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

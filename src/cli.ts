@@ -20,9 +20,7 @@ export function buildProgram(): Command {
     .version('0.1.0', '-v, --version')
     .showHelpAfterError('(run ddiff --help for usage)')
     .option('-q, --quiet', 'no progress output')
-    .hook('preAction', (command, action) =>
-      configureProgress({ quiet: Boolean(command.opts().quiet || action.opts().quiet) }),
-    )
+    .hook('preAction', (command, action) => configureProgress({ quiet: Boolean(command.opts().quiet || action.opts().quiet) }))
     .enablePositionalOptions()
     .exitOverride();
 
@@ -76,7 +74,9 @@ export function buildProgram(): Command {
     .description('show what a bundle holds and needs, and its size against the full images')
     .argument('<bundle>')
     .option('--json', 'print JSON')
-    .action(async (bundle: string, options: { json?: boolean }) => (await import('./commands/inspect.js')).inspect(bundle, options, reporter));
+    .action(async (bundle: string, options: { json?: boolean }) =>
+      (await import('./commands/inspect.js')).inspect(bundle, options, reporter),
+    );
 
   program
     .command('verify')
@@ -89,7 +89,7 @@ export function buildProgram(): Command {
 
   program
     .command('have')
-    .description("list the diffIDs this host has (all local images, or the given archives) for diff --have")
+    .description('list the diffIDs this host has (all local images, or the given archives) for diff --have')
     .argument('[inputs...]', 'archives or image references (default: every local image)')
     .option('--json', 'print the have-list as JSON (the default when stdout is not a terminal)')
     .addOption(engineOption())
@@ -99,7 +99,7 @@ export function buildProgram(): Command {
     .command('build')
     .description('run docker/podman build with these arguments untouched; with --diff, bundle the result against its FROM')
     .usage('[--diff] [-o FILE] [--engine E] -- <docker build args...>')
-    .option('--diff', 'write the bundle of the built image against the final stage\'s base')
+    .option('--diff', "write the bundle of the built image against the final stage's base")
     .option('-o, --output <file>', 'bundle file (with --diff)')
     .option('--json', 'print a JSON summary (with --diff)')
     .addOption(engineOption())

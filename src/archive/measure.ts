@@ -29,10 +29,7 @@ const HEAD_BYTES = 6;
  * Reads a stream once: hashes it, detects its compression from magic bytes, optionally hashes
  * its decompressed form, and keeps it only when it is small JSON (configs, manifests).
  */
-export async function measure(
-  stream: AsyncIterable<unknown>,
-  options: MeasureOptions,
-): Promise<{ facts: EntryFacts; kept?: Buffer }> {
+export async function measure(stream: AsyncIterable<unknown>, options: MeasureOptions): Promise<{ facts: EntryFacts; kept?: Buffer }> {
   const measuring = new MeasuringStream(options.source, options);
   const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
   await pipeline(stream, measuring, discard);
@@ -50,12 +47,7 @@ const READ_CHUNK = 1 << 20;
  * Returns undefined when the bytes are compressed and `wantDiffId` asks for their diffID:
  * then use `measure`.
  */
-export async function measureFileRange(
-  path: string,
-  offset: number,
-  size: number,
-  wantDiffId: boolean,
-): Promise<EntryFacts | undefined> {
+export async function measureFileRange(path: string, offset: number, size: number, wantDiffId: boolean): Promise<EntryFacts | undefined> {
   const handle = await open(path, 'r');
   try {
     const buffer = Buffer.allocUnsafe(Math.max(HEAD_BYTES, Math.min(READ_CHUNK, size)));

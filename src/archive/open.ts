@@ -109,7 +109,9 @@ export async function openSeekableArchive(input: string, spoolDir: string, stdin
     await pipeline(raw, decompressor(compression, source), createWriteStream(spool));
   } catch (error) {
     if (error instanceof DdiffError) throw error;
-    throw new ArchiveError(source, `cannot read ${compression === 'none' ? '' : `${compression} `}data: ${(error as Error).message}`, { cause: error });
+    throw new ArchiveError(source, `cannot read ${compression === 'none' ? '' : `${compression} `}data: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   return openTarFile(spool, source, await readHead(spool));
 }
@@ -128,7 +130,10 @@ export async function openArchive(input: string, stdin: Readable = process.stdin
   try {
     info = await stat(input);
   } catch (error) {
-    throw new ArchiveError(input, (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (error as Error).message);
+    throw new ArchiveError(
+      input,
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (error as Error).message,
+    );
   }
   if (info.isDirectory()) return DirectoryCatalog.open(input);
   const head = await readHead(input);

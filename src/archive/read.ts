@@ -66,7 +66,10 @@ export async function verifyLayers(catalog: Catalog, images: Image[], concurrenc
           const facts = await catalog.facts(layer.path, layer.compression !== 'none' && !vouched);
           const name = `layer '${layer.path}' (diffID ${layer.diffId})`;
           if (facts.digest !== layer.digest) {
-            throw new DigestMismatchError(catalog.source, `${name} is corrupt: its bytes hash to ${facts.digest}, expected ${layer.digest}`);
+            throw new DigestMismatchError(
+              catalog.source,
+              `${name} is corrupt: its bytes hash to ${facts.digest}, expected ${layer.digest}`,
+            );
           }
           if (facts.diffId !== undefined && facts.diffId !== layer.diffId) {
             throw new DigestMismatchError(catalog.source, `${name} is corrupt: its uncompressed bytes hash to ${facts.diffId}`);

@@ -8,7 +8,6 @@ import type { Compression } from '../util/compression.js';
 import { measure, type EntryFacts } from './measure.js';
 import type { EntryType } from '../tar/header.js';
 
-
 function entryType(type: tar.Header['type']): EntryType {
   switch (type) {
     case 'file':

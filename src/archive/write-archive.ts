@@ -42,7 +42,10 @@ function verifying(layer: SourceLayer): Transform {
   return new DigestingStream({
     digest: layer.digest,
     mismatch: (got) =>
-      new DigestMismatchError(layer.source ?? 'layer', `layer ${layer.diffId} is corrupt: its bytes hash to ${got}, expected ${layer.digest}`),
+      new DigestMismatchError(
+        layer.source ?? 'layer',
+        `layer ${layer.diffId} is corrupt: its bytes hash to ${got}, expected ${layer.digest}`,
+      ),
   });
 }
 
@@ -100,7 +103,13 @@ export async function writeImagesInto(
       layerPaths.push(path);
       if (written.has(path)) continue;
       written.add(path);
-      await writer.addStream(path, layer.size, layer.open(), verifying(layer), progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size));
+      await writer.addStream(
+        path,
+        layer.size,
+        layer.open(),
+        verifying(layer),
+        progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size),
+      );
     }
     const configPath = blobPath(image.id);
     if (!written.has(configPath)) {

@@ -82,17 +82,16 @@ export function parseMetadata(json: unknown): BundleMetadata {
   check(Array.isArray(doc.blobs), 'metadata has no blobs list');
   for (const b of doc.blobs as unknown[]) {
     check(
-      isRecord(b) &&
-        isDigest(b.digest) &&
-        Number.isSafeInteger(b.size) &&
-        (b.size as number) >= 0 &&
-        typeof b.mediaType === 'string',
+      isRecord(b) && isDigest(b.digest) && Number.isSafeInteger(b.size) && (b.size as number) >= 0 && typeof b.mediaType === 'string',
       'a blob entry is malformed',
     );
   }
   check(Array.isArray(doc.images) && doc.images.length > 0, 'metadata lists no images');
   for (const i of doc.images as unknown[]) {
-    check(isRecord(i) && isDigest(i.id) && Array.isArray(i.layers) && strings(i.tags) && typeof i.platform === 'string', 'an image entry is malformed');
+    check(
+      isRecord(i) && isDigest(i.id) && Array.isArray(i.layers) && strings(i.tags) && typeof i.platform === 'string',
+      'an image entry is malformed',
+    );
     for (const l of i.layers as unknown[]) {
       check(
         isRecord(l) &&

@@ -17,7 +17,6 @@ export interface Bundle {
   metadata: BundleMetadata;
 }
 
-
 /**
  * A bundle arriving on stdin (`ddiff diff … -o - | ssh host ddiff load -`) is spooled to a
  * temporary file first: its blobs are verified before anything is loaded, so it is read twice.

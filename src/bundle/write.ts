@@ -16,14 +16,7 @@ import { progress } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
 import { blobPath } from '../archive/formats/oci-layout.js';
-import {
-  BUNDLE_FORMAT,
-  BUNDLE_VERSION,
-  METADATA_ENTRY,
-  type BundleBlob,
-  type BundleImage,
-  type BundleMetadata,
-} from './format.js';
+import { BUNDLE_FORMAT, BUNDLE_VERSION, METADATA_ENTRY, type BundleBlob, type BundleImage, type BundleMetadata } from './format.js';
 
 export const LAYER_MEDIA_TYPES = {
   none: 'application/vnd.oci.image.layer.v1.tar',
@@ -62,7 +55,10 @@ async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: Laye
   const input = new DigestingStream({
     digest: expected,
     mismatch: (got) =>
-      new DigestMismatchError(catalog.source, `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`),
+      new DigestMismatchError(
+        catalog.source,
+        `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`,
+      ),
   });
   const output = new DigestingStream();
   // Compressed bytes that no name or descriptor vouches for (a .tar.gz in a docker-archive) are
@@ -76,7 +72,10 @@ async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: Laye
   await pipeline(stages as unknown as [Readable, ...Writable[]]);
   const inflatedDiffId = inflating?.facts().diffId;
   if (inflatedDiffId !== undefined && inflatedDiffId !== layer.diffId) {
-    throw new DigestMismatchError(catalog.source, `layer '${layer.path}' is corrupt: its uncompressed bytes hash to ${inflatedDiffId}, not its diffID ${layer.diffId}`);
+    throw new DigestMismatchError(
+      catalog.source,
+      `layer '${layer.path}' is corrupt: its uncompressed bytes hash to ${inflatedDiffId}, not its diffID ${layer.diffId}`,
+    );
   }
   const compression = compress ? how.method : layer.compression;
   const mediaType =

@@ -15,9 +15,33 @@ export interface BuildOptions extends EngineChoice {
 
 /** Options of `docker build` that take a value as the next argument. */
 const VALUE_FLAGS = new Set([
-  '-f', '--file', '-t', '--tag', '--build-arg', '--platform', '--target', '--label', '--network', '--iidfile',
-  '--cache-from', '--add-host', '--secret', '--ssh', '--output', '-o', '--progress', '--shm-size', '-m', '--memory',
-  '--cpu-shares', '--cpuset-cpus', '--isolation', '--ulimit', '--security-opt', '--cgroup-parent', '--format',
+  '-f',
+  '--file',
+  '-t',
+  '--tag',
+  '--build-arg',
+  '--platform',
+  '--target',
+  '--label',
+  '--network',
+  '--iidfile',
+  '--cache-from',
+  '--add-host',
+  '--secret',
+  '--ssh',
+  '--output',
+  '-o',
+  '--progress',
+  '--shm-size',
+  '-m',
+  '--memory',
+  '--cpu-shares',
+  '--cpuset-cpus',
+  '--isolation',
+  '--ulimit',
+  '--security-opt',
+  '--cgroup-parent',
+  '--format',
 ]);
 
 export interface BuildArgs {

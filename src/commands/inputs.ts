@@ -23,10 +23,7 @@ export async function isArchivePath(input: string): Promise<boolean> {
 }
 
 /** Opens an archive (reading its metadata, and verifying its layers when asked) or inspects a reference. */
-export async function resolveInput(
-  input: string,
-  options: InputOptions & { verify: boolean },
-): Promise<ResolvedInput> {
+export async function resolveInput(input: string, options: InputOptions & { verify: boolean }): Promise<ResolvedInput> {
   if (await isArchivePath(input)) {
     const catalog = await openArchive(input);
     const contents = await readImages(catalog);

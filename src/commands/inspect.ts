@@ -47,7 +47,15 @@ export async function summarize(path: string): Promise<BundleSummary> {
     };
   });
   const saved = Math.max(0, fullSize - size);
-  return { bundle: path, size, fullSize, saved, savedPercent: fullSize ? Math.round((saved / fullSize) * 1000) / 10 : 0, base: metadata.base, images };
+  return {
+    bundle: path,
+    size,
+    fullSize,
+    saved,
+    savedPercent: fullSize ? Math.round((saved / fullSize) * 1000) / 10 : 0,
+    base: metadata.base,
+    images,
+  };
 }
 
 /** `ddiff inspect BUNDLE`: what the bundle holds and needs, and what it saves. */
@@ -90,5 +98,8 @@ export async function verify(path: string, options: LoadOptions, report: Reporte
   }
   const result = { bundle: path, ok: true, blobs: bundle.metadata.blobs.length, needed: needed.length, base: baseName };
   if (options.json) report.out(JSON.stringify(result, null, 2));
-  else report.out(`${path}: OK, ${result.blobs} blob(s) verified${baseName ? `; base ${baseName} holds the ${needed.length} needed layer(s)` : ''}`);
+  else
+    report.out(
+      `${path}: OK, ${result.blobs} blob(s) verified${baseName ? `; base ${baseName} holds the ${needed.length} needed layer(s)` : ''}`,
+    );
 }

@@ -39,7 +39,12 @@ export function engineMessage(stderr: string): string {
   const lines = stderr
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => l && !/^(DEPRECATED|WARNING|WARN\[|time=".*level=(info|warning))/i.test(l) && !/Install the buildx component|docs\.docker\.com\/go\/buildx/.test(l));
+    .filter(
+      (l) =>
+        l &&
+        !/^(DEPRECATED|WARNING|WARN\[|time=".*level=(info|warning))/i.test(l) &&
+        !/Install the buildx component|docs\.docker\.com\/go\/buildx/.test(l),
+    );
   return (lines.join('; ') || stderr.trim()).slice(0, 1000);
 }
 
@@ -92,9 +97,7 @@ export class Engine {
         child.stdin.on('error', () => undefined); // EPIPE when the engine quits early: reported by its exit
         stdin.pipe(child.stdin);
       }
-      child.on('error', (error) =>
-        reject(new EngineError(`${this.name} could not be started: ${error.message}`, { cause: error })),
-      );
+      child.on('error', (error) => reject(new EngineError(`${this.name} could not be started: ${error.message}`, { cause: error })));
       child.on('close', (code, signal) => {
         if (code === 0) return resolve();
         const how = signal ? `killed by ${signal}` : `exit ${code}`;
@@ -133,7 +136,14 @@ export class Engine {
     const text = (await this.run(['image', 'inspect', '--format', '{{json .}}', ...refs])).trim();
     // Docker prints one JSON object per line; Podman 4.3 takes `{{json .}}` for `--format json`
     // and prints one pretty-printed array.
-    const docs = (text.startsWith('[') ? (JSON.parse(text) as unknown[]) : text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown)).filter(isRecord);
+    const docs = (
+      text.startsWith('[')
+        ? (JSON.parse(text) as unknown[])
+        : text
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as unknown)
+    ).filter(isRecord);
     return docs.map((doc) => {
       const rootfs = (isRecord(doc.RootFS) ? doc.RootFS : {}) as { Layers?: unknown[] };
       const id = String(doc.Id ?? '');
@@ -154,7 +164,6 @@ export class Engine {
   async localImages(): Promise<EngineImage[]> {
     return this.inspectAll(await this.imageIds());
   }
-
 
   /** `save` of the given images into a docker-archive file. */
   async save(refs: string[], file: string): Promise<void> {
@@ -192,6 +201,13 @@ export class Engine {
   /** IDs of all local images. */
   async imageIds(): Promise<string[]> {
     const out = await this.run(['images', '-q', '--no-trunc']);
-    return [...new Set(out.split('\n').map((l) => l.trim()).filter(Boolean))];
+    return [
+      ...new Set(
+        out
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean),
+      ),
+    ];
   }
 }

@@ -11,7 +11,6 @@ export interface ImageConfig {
 
 export class ConfigError extends Error {}
 
-
 export function parseConfig(json: unknown): ImageConfig {
   if (!isRecord(json)) throw new ConfigError('config is not a JSON object');
   const rootfs = json.rootfs;

@@ -1,7 +1,14 @@
 import { DdiffError } from '../errors.js';
 import { formatPlatform, type Image, type Platform } from './image.js';
 
-const NODE_TO_OCI_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' };
+const NODE_TO_OCI_ARCH: Record<string, string> = {
+  x64: 'amd64',
+  arm64: 'arm64',
+  arm: 'arm',
+  ia32: '386',
+  ppc64: 'ppc64le',
+  s390x: 's390x',
+};
 
 export function hostPlatform(): Platform {
   return { os: 'linux', architecture: NODE_TO_OCI_ARCH[process.arch] ?? process.arch };

@@ -18,7 +18,20 @@ export class TarWriter {
   }
 
   private header(name: string, size: number): tar.Header {
-    return { name, size, mode: 0o644, mtime: EPOCH, type: 'file', linkname: '', uid: 0, gid: 0, uname: 'root', gname: 'root', devmajor: 0, devminor: 0 };
+    return {
+      name,
+      size,
+      mode: 0o644,
+      mtime: EPOCH,
+      type: 'file',
+      linkname: '',
+      uid: 0,
+      gid: 0,
+      uname: 'root',
+      gname: 'root',
+      devmajor: 0,
+      devminor: 0,
+    };
   }
 
   addBuffer(name: string, data: Buffer | string): Promise<void> {

@@ -15,7 +15,10 @@ let handlersInstalled = false;
 function installHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     process.on(signal, () => {
       removeAllNow();
       process.stderr.write(`ddiff: interrupted (${signal})\n`);

@@ -43,10 +43,7 @@ export function decompressor(compression: Compression, source: string): Duplex {
   if (compression === 'gzip') return createGunzip({ chunkSize: 256 << 10 });
   const command = SYSTEM_DECOMPRESSORS[compression];
   if (!hasCommand(command)) {
-    throw new UnsupportedCompressionError(
-      source,
-      `${compression}-compressed data needs the '${command}' command, which is not installed`,
-    );
+    throw new UnsupportedCompressionError(source, `${compression}-compressed data needs the '${command}' command, which is not installed`);
   }
   return spawnFilter(command, ['-dc'], `${compression} decompression of ${source}`);
 }

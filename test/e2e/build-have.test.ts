@@ -16,7 +16,12 @@ const work = await mkdtemp(join(tmpdir(), 'ddiff-e2e-bh-'));
 async function danglingImages(engine: TestEngine): Promise<Set<string>> {
   if ((await engine.unavailableReason()) !== undefined) return new Set();
   const r = await engine.run(['images', '-q', '--no-trunc', '--filter', 'dangling=true']);
-  return new Set(r.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
+  return new Set(
+    r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean),
+  );
 }
 const danglingBefore = new Map<TestEngine, Set<string>>();
 for (const engine of [docker, podman]) danglingBefore.set(engine, await danglingImages(engine));
@@ -75,9 +80,14 @@ for (const engine of [docker, podman]) {
         ? ['-q', '-t', target, '--build-arg', `BASE=${base}`, context]
         : ['-q', '--isolation=chroot', '--pull=never', '--layers', '-t', target, '--build-arg', `BASE=${base}`, context];
     engine.track(target);
-    const out = await ok(['build', '--diff', '--json', '--engine', engine.name, '-o', bundle, '--', ...buildArgs], { DOCKER_BUILDKIT: '0' });
+    const out = await ok(['build', '--diff', '--json', '--engine', engine.name, '-o', bundle, '--', ...buildArgs], {
+      DOCKER_BUILDKIT: '0',
+    });
     await rm(context, { recursive: true, force: true });
-    const summary = JSON.parse(out) as { metadata: { base: { reference: string; needed: string[] }; images: { id: string }[] }; included: number };
+    const summary = JSON.parse(out) as {
+      metadata: { base: { reference: string; needed: string[] }; images: { id: string }[] };
+      included: number;
+    };
     assert.equal(summary.metadata.base.reference, base, 'the base is the resolved final FROM');
     assert.deepEqual(summary.metadata.base.needed, baseInfo.diffIds);
     assert.equal(summary.included, 2, 'the COPY --from and COPY layers');
@@ -105,7 +115,10 @@ for (const engine of [docker, podman]) {
     const have = join(work, `${engine.name}-have.json`);
     await writeFile(have, await ok(['have', '--json', '--engine', engine.name]));
     const bundle = join(work, `${engine.name}-have.ddiff`);
-    const diff = JSON.parse(await ok(['diff', '--json', '--have', have, archive, '-o', bundle])) as { included: number; metadata: { base: { needed: string[] } } };
+    const diff = JSON.parse(await ok(['diff', '--json', '--have', have, archive, '-o', bundle])) as {
+      included: number;
+      metadata: { base: { needed: string[] } };
+    };
     assert.equal(diff.included, 1, 'only the layer the host lacks');
     assert.equal(diff.metadata.base.needed.length, 1);
     await ok(['load', bundle, '--engine', engine.name]);

@@ -114,7 +114,11 @@ async function withFakeDocker(mode: string, args: (dir: string) => string[]): Pr
 }
 
 /** Exit 125, one `ddiff: error:` line matching `message`, and nothing left in `dir` but `keep`. */
-async function assertEngineFailure(run: { r: CliResult; dir: string; tmp: string }, message: RegExp, keep: string[] = ['tmp']): Promise<void> {
+async function assertEngineFailure(
+  run: { r: CliResult; dir: string; tmp: string },
+  message: RegExp,
+  keep: string[] = ['tmp'],
+): Promise<void> {
   const { r, dir, tmp } = run;
   assert.equal(r.code, 125, `exit ${r.code}; stderr: ${r.stderr}`);
   const lines = r.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('warning: '));
@@ -133,7 +137,7 @@ test('diff: docker save killed (SIGKILL) after 30000 bytes', { timeout: 180_000 
   await assertEngineFailure(run, /docker save .*failed: killed by SIGKILL/);
 });
 
-test("diff: docker save exits 1 after 30000 bytes: its own message", { timeout: 180_000 }, async (t) => {
+test('diff: docker save exits 1 after 30000 bytes: its own message', { timeout: 180_000 }, async (t) => {
   const i = needsDocker(t);
   if (!i) return;
   const run = await withFakeDocker('save-error', (dir) => ['diff', i.base, i.target, '-o', join(dir, 'app.ddiff')]);
@@ -147,7 +151,9 @@ test('load (full rebuild from the engine base): docker save streaming the base k
   await assertEngineFailure(run, /docker save .*failed: killed by SIGKILL/);
 });
 
-test('load (full rebuild from the engine base): docker save streaming the base exits 1: its own message', { timeout: 180_000 }, async (t) => {
+test('load (full rebuild from the engine base): docker save streaming the base exits 1: its own message', {
+  timeout: 180_000,
+}, async (t) => {
   const i = needsDocker(t);
   if (!i) return;
   const run = await withFakeDocker('save-error', (dir) => ['load', i.bundle, '--no-fast-path', '-o', join(dir, 'app.tar')]);

@@ -221,7 +221,10 @@ export const CASES: HostileCase[] = [
     name: 'manifest-flipped-byte-json',
     input: "docker-app.tar with manifest.json's first byte flipped ('[' → 'Z')",
     build: (ctx, path) => put(path, flipInEntry(ctx.targetBytes, 'manifest.json', 0)),
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /'manifest\.json' is not valid JSON/)), 'list-stdin': fails('ArchiveError', /'manifest\.json' is not (valid )?JSON/) },
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /'manifest\.json' is not valid JSON/)),
+      'list-stdin': fails('ArchiveError', /'manifest\.json' is not (valid )?JSON/),
+    },
   },
   {
     name: 'manifest-flipped-byte-layer-path',
@@ -263,7 +266,10 @@ export const CASES: HostileCase[] = [
     name: 'dotdot-entry',
     input: "docker-app.tar plus an entry named '../evil'",
     build: async (ctx, path) => put(path, await repack(ctx.targetBytes, (f) => [{ name: '../evil', content: 'x' }, ...f])),
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /entry '\.\.\/evil' points outside the archive/)), 'load-base': fails('ArchiveError', /'\.\.\/evil' points outside/) },
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /entry '\.\.\/evil' points outside the archive/)),
+      'load-base': fails('ArchiveError', /'\.\.\/evil' points outside/),
+    },
   },
   {
     name: 'dotdot-inner-entry',
@@ -285,14 +291,25 @@ export const CASES: HostileCase[] = [
     name: 'absolute-entry',
     input: "docker-app.tar plus an entry named '/tmp/ddiff-hostile-evil'",
     build: async (ctx, path) => put(path, await repack(ctx.targetBytes, (f) => [...f, { name: '/tmp/ddiff-hostile-evil', content: 'x' }])),
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /entry '\/tmp\/ddiff-hostile-evil' has an absolute path/)), 'list-stdin': fails('ArchiveError', /absolute path/) },
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /entry '\/tmp\/ddiff-hostile-evil' has an absolute path/)),
+      'list-stdin': fails('ArchiveError', /absolute path/),
+    },
   },
   {
     name: 'symlink-layer-outside',
     input: "docker-base.tar whose layer.tar is a symlink to '../../etc/passwd'",
     build: async (ctx, path) =>
-      put(path, await repack(ctx.baseBytes, (f) => f.map((x) => (x.name === BASE_LAYER_2 ? { name: x.name, type: 'symlink', linkname: '../../etc/passwd' } : x)))),
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /symlink '5cbab87e.*\/layer\.tar' points outside the archive/)), 'load-base': fails('ArchiveError', /points outside the archive/) },
+      put(
+        path,
+        await repack(ctx.baseBytes, (f) =>
+          f.map((x) => (x.name === BASE_LAYER_2 ? { name: x.name, type: 'symlink', linkname: '../../etc/passwd' } : x)),
+        ),
+      ),
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /symlink '5cbab87e.*\/layer\.tar' points outside the archive/)),
+      'load-base': fails('ArchiveError', /points outside the archive/),
+    },
   },
   {
     name: 'symlink-blob-absolute',
@@ -304,20 +321,36 @@ export const CASES: HostileCase[] = [
       });
       return put(path, archive);
     },
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /symlink 'blobs\/sha256\/[0-9a-f]{64}' points to an absolute path '\/etc\/passwd'/)), 'list-stdin': fails('ArchiveError', /absolute path '\/etc\/passwd'/) },
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /symlink 'blobs\/sha256\/[0-9a-f]{64}' points to an absolute path '\/etc\/passwd'/)),
+      'list-stdin': fails('ArchiveError', /absolute path '\/etc\/passwd'/),
+    },
   },
   {
     name: 'hardlink-outside',
     input: "docker-base.tar whose layer.tar is a hard link to '../outside.tar'",
     build: async (ctx, path) =>
-      put(path, await repack(ctx.baseBytes, (f) => f.map((x) => (x.name === BASE_LAYER_2 ? { name: x.name, type: 'link', linkname: '../outside.tar' } : x)))),
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /'\.\.\/outside\.tar' points outside the archive/)), 'load-base': fails('ArchiveError', /outside the archive/) },
+      put(
+        path,
+        await repack(ctx.baseBytes, (f) =>
+          f.map((x) => (x.name === BASE_LAYER_2 ? { name: x.name, type: 'link', linkname: '../outside.tar' } : x)),
+        ),
+      ),
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /'\.\.\/outside\.tar' points outside the archive/)),
+      'load-base': fails('ArchiveError', /outside the archive/),
+    },
   },
   {
     name: 'hardlink-absolute',
     input: "docker-base.tar whose layer.tar is a hard link to '/etc/passwd'",
     build: async (ctx, path) =>
-      put(path, await repack(ctx.baseBytes, (f) => f.map((x) => (x.name === BASE_LAYER_2 ? { name: x.name, type: 'link', linkname: '/etc/passwd' } : x)))),
+      put(
+        path,
+        await repack(ctx.baseBytes, (f) =>
+          f.map((x) => (x.name === BASE_LAYER_2 ? { name: x.name, type: 'link', linkname: '/etc/passwd' } : x)),
+        ),
+      ),
     runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /'\/etc\/passwd' has an absolute path/)),
   },
   {
@@ -335,7 +368,10 @@ export const CASES: HostileCase[] = [
           manifestLayers: ['l0/layer.tar', 'l1/layer.tar'],
         }),
       ),
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /links starting at 'l0\/layer\.tar' form a loop/)), 'list-stdin': fails('ArchiveError', /form a loop/) },
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /links starting at 'l0\/layer\.tar' form a loop/)),
+      'list-stdin': fails('ArchiveError', /form a loop/),
+    },
   },
   {
     name: 'hardlink-loop',
@@ -356,12 +392,16 @@ export const CASES: HostileCase[] = [
     input: 'docker-app.tar with a second, different manifest.json appended',
     build: async (ctx, path) =>
       put(path, await repack(ctx.targetBytes, (f) => [...f, { name: 'manifest.json', content: '[{"Config":"x.json","Layers":[]}]' }])),
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /entry 'manifest\.json' appears more than once/)), 'list-stdin': fails('ArchiveError', /appears more than once/) },
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /entry 'manifest\.json' appears more than once/)),
+      'list-stdin': fails('ArchiveError', /appears more than once/),
+    },
   },
   {
     name: 'duplicate-layer',
     input: "docker-app.tar with a second copy of the target's layer.tar holding other bytes",
-    build: async (ctx, path) => put(path, await repack(ctx.targetBytes, (f) => [...f, { name: `./${TARGET_NEW_LAYER}`, content: 'other bytes' }])),
+    build: async (ctx, path) =>
+      put(path, await repack(ctx.targetBytes, (f) => [...f, { name: `./${TARGET_NEW_LAYER}`, content: 'other bytes' }])),
     runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /entry '1cc60698.*\/layer\.tar' appears more than once/)),
   },
   // ---- inconsistent metadata ----------------------------------------------------------------
@@ -386,9 +426,19 @@ export const CASES: HostileCase[] = [
     input: "a docker-archive whose manifest names its layer '/etc/passwd'",
     build: async (_ctx, path) => {
       const a = await smallLayer('a');
-      return put(path, await dockerArchive({ diffIds: [`sha256:${sha256Hex(a)}`], files: [{ name: 'l0/layer.tar', content: a }], manifestLayers: ['/etc/passwd'] }));
+      return put(
+        path,
+        await dockerArchive({
+          diffIds: [`sha256:${sha256Hex(a)}`],
+          files: [{ name: 'l0/layer.tar', content: a }],
+          manifestLayers: ['/etc/passwd'],
+        }),
+      );
     },
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /the manifest names '\/etc\/passwd', which is not inside the archive/)), 'list-stdin': fails('ArchiveError', /not inside the archive/) },
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /the manifest names '\/etc\/passwd', which is not inside the archive/)),
+      'list-stdin': fails('ArchiveError', /not inside the archive/),
+    },
   },
   {
     name: 'manifest-config-climbs-out',
@@ -397,7 +447,9 @@ export const CASES: HostileCase[] = [
       put(
         path,
         await repack(ctx.targetBytes, (f) =>
-          f.map((x) => (x.name === 'manifest.json' ? { ...x, content: String(x.content).replace(/"Config":"[^"]*"/, '"Config":"../config.json"') } : x)),
+          f.map((x) =>
+            x.name === 'manifest.json' ? { ...x, content: String(x.content).replace(/"Config":"[^"]*"/, '"Config":"../config.json"') } : x,
+          ),
         ),
       ),
     runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /the manifest names '\.\.\/config\.json', which is not inside the archive/)),
@@ -421,7 +473,10 @@ export const CASES: HostileCase[] = [
     build: async (_ctx, path) => {
       const a = await smallLayer('a');
       const id = `sha256:${sha256Hex(a)}`;
-      return put(path, await dockerArchive({ diffIds: [id, id], files: [{ name: 'l0/layer.tar', content: a }], manifestLayers: ['l0/layer.tar'] }));
+      return put(
+        path,
+        await dockerArchive({ diffIds: [id, id], files: [{ name: 'l0/layer.tar', content: a }], manifestLayers: ['l0/layer.tar'] }),
+      );
     },
     runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /lists 2 diff_ids but the manifest names 1 layer/)),
   },
@@ -430,7 +485,15 @@ export const CASES: HostileCase[] = [
     input: 'a docker-archive whose config is a JSON array',
     build: async (_ctx, path) => {
       const a = await smallLayer('a');
-      return put(path, await dockerArchive({ diffIds: [], config: '[1,2,3]', files: [{ name: 'l0/layer.tar', content: a }], manifestLayers: ['l0/layer.tar'] }));
+      return put(
+        path,
+        await dockerArchive({
+          diffIds: [],
+          config: '[1,2,3]',
+          files: [{ name: 'l0/layer.tar', content: a }],
+          manifestLayers: ['l0/layer.tar'],
+        }),
+      );
     },
     runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /config is not a JSON object/)),
   },
@@ -450,33 +513,62 @@ export const CASES: HostileCase[] = [
           f.map((x) => (x.name === 'manifest.json' ? { ...x, content: String(x.content).padEnd((8 << 20) + 1, ' ') } : x)),
         ),
       ),
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /'manifest\.json' is 8388609 bytes, over the 8388608-byte limit for JSON/)), 'list-stdin': fails('ArchiveError', /8388609 bytes, over the 8388608-byte limit/) },
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /'manifest\.json' is 8388609 bytes, over the 8388608-byte limit for JSON/)),
+      'list-stdin': fails('ArchiveError', /8388609 bytes, over the 8388608-byte limit/),
+    },
   },
   {
     name: 'oversize-config',
     input: 'an OCI archive whose config blob is 9 MiB of JSON',
     build: async (_ctx, path) => {
       const layer = await smallLayer('a');
-      const config = JSON.stringify({ os: 'linux', architecture: 'amd64', rootfs: { diff_ids: [`sha256:${sha256Hex(layer)}`] }, pad: 'x'.repeat(9 << 20) });
+      const config = JSON.stringify({
+        os: 'linux',
+        architecture: 'amd64',
+        rootfs: { diff_ids: [`sha256:${sha256Hex(layer)}`] },
+        pad: 'x'.repeat(9 << 20),
+      });
       const archive = await ociArchive([{ bytes: layer, mediaType: 'application/vnd.oci.image.layer.v1.tar' }]);
       // Swap the config blob for the big one and point the manifest at it (re-hashing the manifest).
       return put(path, await swapOciConfig(archive, config));
     },
-    runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /'blobs\/sha256\/[0-9a-f]{64}' is too large to read as metadata|over the 8388608-byte limit/)),
+    runs: each(
+      ARCHIVE_COMMANDS,
+      fails('ArchiveError', /'blobs\/sha256\/[0-9a-f]{64}' is too large to read as metadata|over the 8388608-byte limit/),
+    ),
   },
   {
     name: 'gzip-bomb-layer',
     input: 'a docker-archive whose layer is 2 GiB of zeros gzipped to about 2 MB (right diffID)',
     build: async (_ctx, path) =>
-      put(path, await dockerArchive({ diffIds: [`sha256:${ZEROS_2GIB_SHA256}`], files: [{ name: 'l0/layer.tar', content: gzipBomb() }], manifestLayers: ['l0/layer.tar'] })),
+      put(
+        path,
+        await dockerArchive({
+          diffIds: [`sha256:${ZEROS_2GIB_SHA256}`],
+          files: [{ name: 'l0/layer.tar', content: gzipBomb() }],
+          manifestLayers: ['l0/layer.tar'],
+        }),
+      ),
     runs: { list: { code: 0, maxRssMb: 150 } },
   },
   {
     name: 'gzip-bomb-layer-wrong-diffid',
     input: 'the same gzip bomb with a wrong diffID in the config (through stdin, one pass)',
     build: async (_ctx, path) =>
-      put(path, await dockerArchive({ diffIds: [`sha256:${'0'.repeat(64)}`], files: [{ name: 'l0/layer.tar', content: gzipBomb() }], manifestLayers: ['l0/layer.tar'] })),
-    runs: { 'list-stdin': fails('DigestMismatchError', /layer 'l0\/layer\.tar' .* is corrupt: its uncompressed bytes hash to sha256:a7c744c1/, { maxRssMb: 150 }) },
+      put(
+        path,
+        await dockerArchive({
+          diffIds: [`sha256:${'0'.repeat(64)}`],
+          files: [{ name: 'l0/layer.tar', content: gzipBomb() }],
+          manifestLayers: ['l0/layer.tar'],
+        }),
+      ),
+    runs: {
+      'list-stdin': fails('DigestMismatchError', /layer 'l0\/layer\.tar' .* is corrupt: its uncompressed bytes hash to sha256:a7c744c1/, {
+        maxRssMb: 150,
+      }),
+    },
   },
   // ---- not an image at all ------------------------------------------------------------------
   {
@@ -561,35 +653,62 @@ export const CASES: HostileCase[] = [
       return put(
         path,
         await ociArchive([
-          { bytes: gzipSync(layer), diffId: `sha256:${sha256Hex(layer)}`, mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', present: false },
+          {
+            bytes: gzipSync(layer),
+            diffId: `sha256:${sha256Hex(layer)}`,
+            mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+            present: false,
+          },
           { bytes: await smallLayer('b'), mediaType: 'application/vnd.oci.image.layer.v1.tar' },
         ]),
       );
     },
-    runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /layer 1 .* is a foreign\/non-distributable layer .* whose blob is not in the archive/)),
+    runs: each(
+      ARCHIVE_COMMANDS,
+      fails('ArchiveError', /layer 1 .* is a foreign\/non-distributable layer .* whose blob is not in the archive/),
+    ),
   },
   {
     name: 'oci-encrypted-layer',
     input: 'an OCI archive with an encrypted layer (…tar+gzip+encrypted)',
     build: async (_ctx, path) => {
       const layer = await smallLayer('a');
-      return put(path, await ociArchive([{ bytes: gzipSync(layer), diffId: `sha256:${sha256Hex(layer)}`, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip+encrypted' }]));
+      return put(
+        path,
+        await ociArchive([
+          {
+            bytes: gzipSync(layer),
+            diffId: `sha256:${sha256Hex(layer)}`,
+            mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip+encrypted',
+          },
+        ]),
+      );
     },
-    runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /layer 1 .* is encrypted \(application\/vnd\.oci\.image\.layer\.v1\.tar\+gzip\+encrypted\)/)),
+    runs: each(
+      ARCHIVE_COMMANDS,
+      fails('ArchiveError', /layer 1 .* is encrypted \(application\/vnd\.oci\.image\.layer\.v1\.tar\+gzip\+encrypted\)/),
+    ),
   },
   {
     name: 'oci-index-nested-too-deep',
     input: 'an OCI archive whose index nests 9 indexes deep',
     build: async (_ctx, path) =>
-      put(path, await ociArchive([{ bytes: await smallLayer('a'), mediaType: 'application/vnd.oci.image.layer.v1.tar' }], { wrapIndexes: 9 })),
+      put(
+        path,
+        await ociArchive([{ bytes: await smallLayer('a'), mediaType: 'application/vnd.oci.image.layer.v1.tar' }], { wrapIndexes: 9 }),
+      ),
     runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /indexes nested deeper than 8/)),
   },
   // ---- tar header fields --------------------------------------------------------------------
   {
     name: 'header-size-huge',
     input: "docker-app.tar whose manifest.json header claims 8 GiB (size field '77777777777', checksum fixed)",
-    build: async (ctx, path) => put(path, patchHeader(ctx.targetBytes, entry(ctx.targetBytes, 'manifest.json').headerOffset, 124, Buffer.from('77777777777\0'))),
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /archive is truncated: entry 'manifest\.json' needs 8589934591 bytes/)), 'list-stdin': fails('ArchiveError', /truncated/) },
+    build: async (ctx, path) =>
+      put(path, patchHeader(ctx.targetBytes, entry(ctx.targetBytes, 'manifest.json').headerOffset, 124, Buffer.from('77777777777\0'))),
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /archive is truncated: entry 'manifest\.json' needs 8589934591 bytes/)),
+      'list-stdin': fails('ArchiveError', /truncated/),
+    },
   },
   {
     name: 'header-size-base256-overflow',
@@ -610,13 +729,21 @@ export const CASES: HostileCase[] = [
   {
     name: 'header-bad-checksum',
     input: 'docker-app.tar with a name byte of the manifest.json header flipped (checksum not fixed)',
-    build: async (ctx, path) => put(path, patchHeader(ctx.targetBytes, entry(ctx.targetBytes, 'manifest.json').headerOffset, 0, Buffer.from('N'), false)),
-    runs: { ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /header checksum mismatch in the header at byte \d+/)), 'list-stdin': fails('ArchiveError', /not a valid tar archive/) },
+    build: async (ctx, path) =>
+      put(path, patchHeader(ctx.targetBytes, entry(ctx.targetBytes, 'manifest.json').headerOffset, 0, Buffer.from('N'), false)),
+    runs: {
+      ...each(ARCHIVE_COMMANDS, fails('ArchiveError', /header checksum mismatch in the header at byte \d+/)),
+      'list-stdin': fails('ArchiveError', /not a valid tar archive/),
+    },
   },
   {
     name: 'header-bad-octal',
     input: "docker-app.tar whose manifest.json size field is 'zzzz' (checksum fixed)",
-    build: async (ctx, path) => put(path, patchHeader(ctx.targetBytes, entry(ctx.targetBytes, 'manifest.json').headerOffset, 124, Buffer.from('zzzz\0\0\0\0\0\0\0\0'))),
+    build: async (ctx, path) =>
+      put(
+        path,
+        patchHeader(ctx.targetBytes, entry(ctx.targetBytes, 'manifest.json').headerOffset, 124, Buffer.from('zzzz\0\0\0\0\0\0\0\0')),
+      ),
     runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /bad numeric field 'zzzz'/)),
   },
   {
@@ -630,7 +757,12 @@ export const CASES: HostileCase[] = [
       header.write('x', 156);
       header.write('ustar\0', 257);
       header.write('00', 263);
-      const withPax = Buffer.concat([ctx.targetBytes.subarray(0, endOfEntries(ctx.targetBytes)), header, pax, Buffer.alloc(512 - pax.length)]);
+      const withPax = Buffer.concat([
+        ctx.targetBytes.subarray(0, endOfEntries(ctx.targetBytes)),
+        header,
+        pax,
+        Buffer.alloc(512 - pax.length),
+      ]);
       return put(path, patchHeader(withPax, endOfEntries(ctx.targetBytes), 0, Buffer.alloc(0)));
     },
     runs: each(ARCHIVE_COMMANDS, fails('ArchiveError', /archive ends inside an entry/)),
@@ -638,7 +770,7 @@ export const CASES: HostileCase[] = [
   // ---- bundles ------------------------------------------------------------------------------
   {
     name: 'bundle-metadata-flipped-format',
-    input: "a bundle with a byte of '\"format\": \"ddiff-bundle\"' flipped in its metadata",
+    input: 'a bundle with a byte of \'"format": "ddiff-bundle"\' flipped in its metadata',
     build: async (ctx, path) => {
       const meta = entryData(ctx.bundleBytes, 'ddiff-bundle.json');
       return put(path, flipInEntry(ctx.bundleBytes, 'ddiff-bundle.json', meta.indexOf('ddiff-bundle"')));
@@ -665,8 +797,7 @@ export const CASES: HostileCase[] = [
   {
     name: 'bundle-metadata-wrong-blob-size',
     input: 'a bundle whose metadata records a wrong size for the layer blob',
-    build: async (ctx, path) =>
-      put(path, await editMetadata(ctx, (m) => ((m.blobs as { size: number }[]).at(-1)!.size += 1))),
+    build: async (ctx, path) => put(path, await editMetadata(ctx, (m) => ((m.blobs as { size: number }[]).at(-1)!.size += 1))),
     runs: each(BUNDLE_COMMANDS, fails('DigestMismatchError', /blob sha256:[0-9a-f]{64} is corrupt \(\d+ bytes hashing to/)),
   },
   {
@@ -678,7 +809,8 @@ export const CASES: HostileCase[] = [
   {
     name: 'bundle-config-blob-flipped',
     input: 'a bundle with one byte flipped in its config blob',
-    build: async (ctx, path) => put(path, flipInEntry(ctx.bundleBytes, 'blobs/sha256/7a56102157cc14da40cdbd131e20048570188f2777bea716748d1fa2e240d3d0')),
+    build: async (ctx, path) =>
+      put(path, flipInEntry(ctx.bundleBytes, 'blobs/sha256/7a56102157cc14da40cdbd131e20048570188f2777bea716748d1fa2e240d3d0')),
     runs: each(BUNDLE_COMMANDS, fails('DigestMismatchError', /blob sha256:7a56102157cc.* is corrupt/)),
   },
   {
@@ -727,7 +859,10 @@ export const CASES: HostileCase[] = [
     name: 'bundle-symlink-blob-etc-passwd',
     input: "a bundle whose layer blob is a symlink to '/etc/passwd'",
     build: async (ctx, path) =>
-      put(path, await repack(ctx.bundleBytes, (f) => [...f.slice(0, -1), { name: f.at(-1)!.name, type: 'symlink', linkname: '/etc/passwd' }])),
+      put(
+        path,
+        await repack(ctx.bundleBytes, (f) => [...f.slice(0, -1), { name: f.at(-1)!.name, type: 'symlink', linkname: '/etc/passwd' }]),
+      ),
     runs: each(BUNDLE_COMMANDS, fails('ArchiveError', /symlink 'blobs\/sha256\/[0-9a-f]{64}' points to an absolute path '\/etc\/passwd'/)),
   },
   {
@@ -742,7 +877,10 @@ export const CASES: HostileCase[] = [
     input: 'a good bundle, with --base an archive of an unrelated image (podman-app.docker-archive.tar)',
     build: async (ctx) => ctx.bundle,
     loadBase: (ctx) => ctx.other,
-    runs: each(BUNDLE_COMMANDS, fails('MissingLayersError', /base .* lacks 2 layer\(s\) the bundle needs: sha256:62bec338/, { names: 'other' })),
+    runs: each(
+      BUNDLE_COMMANDS,
+      fails('MissingLayersError', /base .* lacks 2 layer\(s\) the bundle needs: sha256:62bec338/, { names: 'other' }),
+    ),
   },
 ];
 

@@ -45,7 +45,15 @@ async function ociWithLayerEntry(layerEntry: TarFile): Promise<Buffer> {
   });
   return makeTar([
     { name: 'oci-layout', content: '{"imageLayoutVersion":"1.0.0"}' },
-    { name: 'index.json', content: JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${sha256Hex(manifest)}`, size: manifest.length }] }) },
+    {
+      name: 'index.json',
+      content: JSON.stringify({
+        schemaVersion: 2,
+        manifests: [
+          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${sha256Hex(manifest)}`, size: manifest.length },
+        ],
+      }),
+    },
     { name: `blobs/sha256/${sha256Hex(config)}`, content: config },
     { name: `blobs/sha256/${sha256Hex(manifest)}`, content: manifest },
     layerEntry,
@@ -94,7 +102,8 @@ const CASES: EscapeCase[] = [
   {
     name: 'archive: absolute entry name',
     kind: 'archive',
-    build: async (path) => writeFile(path, await repack(ctx.targetBytes, (f) => [...f, { name: join(outside, 'created-abs'), content: 'x' }])),
+    build: async (path) =>
+      writeFile(path, await repack(ctx.targetBytes, (f) => [...f, { name: join(outside, 'created-abs'), content: 'x' }])),
     entry: () => join(outside, 'created-abs'),
     wouldCreate: () => [join(outside, 'created-abs')],
   },

@@ -47,7 +47,14 @@ before(async () => {
   await mkdir(tmp);
   process.env.DDIFF_TMPDIR = tmp;
   const fixture = (name: string) => readFile(join(fixturesDir, name));
-  for (const name of ['docker-base.tar', 'docker-app.tar', 'docker-multi.tar', 'podman-app.docker-archive.tar', 'podman-app.oci-archive.tar', 'podman-multi-platform.oci-archive.tar']) {
+  for (const name of [
+    'docker-base.tar',
+    'docker-app.tar',
+    'docker-multi.tar',
+    'podman-app.docker-archive.tar',
+    'podman-app.oci-archive.tar',
+    'podman-multi-platform.oci-archive.tar',
+  ]) {
     seeds.push({ name, kind: 'archive', tar: await fixture(name) });
   }
   seeds.push({ name: 'docker-app.tar (gzip)', kind: 'archive', tar: await fixture('docker-app.tar'), gzip: true });
@@ -146,7 +153,17 @@ test(`fuzz the archive and bundle readers (${SECONDS} s)`, { timeout: (SECONDS +
         let bytes = await applyMutations(s.tar, mutations);
         if (s.gzip) bytes = gzipSync(bytes, { level: 1 });
         const effectiveMode: Mode =
-          s.kind === 'bundle' ? (mode === 'command' ? 'command' : 'file') : s.gzip ? (mode === 'file' ? 'stream' : mode) : mode === 'spool' ? 'file' : mode;
+          s.kind === 'bundle'
+            ? mode === 'command'
+              ? 'command'
+              : 'file'
+            : s.gzip
+              ? mode === 'file'
+                ? 'stream'
+                : mode
+              : mode === 'spool'
+                ? 'file'
+                : mode;
         try {
           const reading = read(s, bytes, effectiveMode);
           inFlight = reading.catch(() => undefined);
@@ -158,7 +175,8 @@ test(`fuzz the archive and bundle readers (${SECONDS} s)`, { timeout: (SECONDS +
           }
           outcomes.set(error.name, (outcomes.get(error.name) ?? 0) + 1);
         }
-        if (escaped.length > 0) throw new Error(`${s.name} (${effectiveMode}): an error escaped: ${(escaped[0] as Error)?.stack ?? String(escaped[0])}`);
+        if (escaped.length > 0)
+          throw new Error(`${s.name} (${effectiveMode}): an error escaped: ${(escaped[0] as Error)?.stack ?? String(escaped[0])}`);
       },
     );
     await fc.assert(property, {

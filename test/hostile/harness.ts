@@ -111,7 +111,10 @@ export async function runThroughCli(
   const what = `ddiff ${argv.join(' ')}`;
   assert.equal(r.code, expect.code, `${what}: exit ${r.code}, expected ${expect.code}; stderr: ${r.stderr}`);
   if (expect.maxRssMb !== undefined) {
-    assert.ok(r.maxRss > 0 && r.maxRss < expect.maxRssMb << 20, `${what}: peak RSS ${(r.maxRss / 2 ** 20).toFixed(0)} MiB, limit ${expect.maxRssMb} MiB`);
+    assert.ok(
+      r.maxRss > 0 && r.maxRss < expect.maxRssMb << 20,
+      `${what}: peak RSS ${(r.maxRss / 2 ** 20).toFixed(0)} MiB, limit ${expect.maxRssMb} MiB`,
+    );
   }
   assert.deepEqual(await listTree(tmp), [], `${what}: temporary files left in DDIFF_TMPDIR`);
   if (expect.code === 0) {

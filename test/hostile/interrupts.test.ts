@@ -71,10 +71,17 @@ async function bigArchive(path: string, mib: number): Promise<void> {
   layerHash.update(end);
   await write(end);
   await write(padding(layerSize));
-  const config = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${layerHash.digest('hex')}`] } });
+  const config = JSON.stringify({
+    architecture: 'amd64',
+    os: 'linux',
+    rootfs: { type: 'layers', diff_ids: [`sha256:${layerHash.digest('hex')}`] },
+  });
   const configName = `${createHash('sha256').update(config).digest('hex')}.json`;
   const manifest = JSON.stringify([{ Config: configName, RepoTags: ['hostile/big:1'], Layers: ['l0/layer.tar'] }]);
-  for (const [name, text] of [[configName, config], ['manifest.json', manifest]] as const) {
+  for (const [name, text] of [
+    [configName, config],
+    ['manifest.json', manifest],
+  ] as const) {
     await write(header(name, text.length));
     await write(Buffer.from(text));
     await write(padding(text.length));
@@ -110,7 +117,10 @@ async function interrupt(
   signal: NodeJS.Signals,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }> {
   const started = Date.now();
-  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
   const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
@@ -141,9 +151,23 @@ describe('interrupted by SIGINT / SIGTERM', () => {
 
   const cases = [
     { name: 'diff, SIGINT while a layer is being compressed', signal: 'SIGINT', code: 130, command: 'diff', extra: [], phase: 'staging' },
-    { name: 'diff, SIGTERM while the bundle is being written', signal: 'SIGTERM', code: 143, command: 'diff', extra: ['--compress', 'none'], phase: 'output' },
+    {
+      name: 'diff, SIGTERM while the bundle is being written',
+      signal: 'SIGTERM',
+      code: 143,
+      command: 'diff',
+      extra: ['--compress', 'none'],
+      phase: 'output',
+    },
     { name: 'load -o, SIGINT while the image is being written', signal: 'SIGINT', code: 130, command: 'load', extra: [], phase: 'output' },
-    { name: 'load -o, SIGTERM while the image is being written', signal: 'SIGTERM', code: 143, command: 'load', extra: [], phase: 'output' },
+    {
+      name: 'load -o, SIGTERM while the image is being written',
+      signal: 'SIGTERM',
+      code: 143,
+      command: 'load',
+      extra: [],
+      phase: 'output',
+    },
   ] as const;
 
   for (const c of cases) {

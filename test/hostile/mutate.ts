@@ -66,14 +66,21 @@ const name = fc.oneof(fc.constantFrom(...HOSTILE_NAMES), fc.string({ maxLength: 
 
 /** Small JSON values, with the values parsers trip on (huge numbers, wrong types, digests). */
 const jsonValue = fc.oneof(
-  fc.constantFrom(null, true, -1, 0, 1e300, Number.MAX_SAFE_INTEGER + 2, '', 'sha256:', `sha256:${'a'.repeat(64)}`, [], {}, [null], { digest: 7 }),
+  fc.constantFrom(null, true, -1, 0, 1e300, Number.MAX_SAFE_INTEGER + 2, '', 'sha256:', `sha256:${'a'.repeat(64)}`, [], {}, [null], {
+    digest: 7,
+  }),
   fc.jsonValue({ maxDepth: 3 }),
 );
 
 export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   { arbitrary: fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), mask: fc.integer({ min: 1, max: 255 }) }), weight: 3 },
   {
-    arbitrary: fc.record({ kind: fc.constant('flip-header' as const), entry: entryIndex, offset: fc.nat({ max: 511 }), mask: fc.integer({ min: 1, max: 255 }) }),
+    arbitrary: fc.record({
+      kind: fc.constant('flip-header' as const),
+      entry: entryIndex,
+      offset: fc.nat({ max: 511 }),
+      mask: fc.integer({ min: 1, max: 255 }),
+    }),
     weight: 2,
   },
   { arbitrary: fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }), weight: 2 },
@@ -84,7 +91,24 @@ export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
       field: fc.constantFrom(...(Object.keys(HEADER_FIELDS) as HeaderField[])),
       bytes: fc.oneof(
         fc.uint8Array({ maxLength: 12 }),
-        fc.constantFrom('77777777777\0', '00000000000\0', '-1\0', '1e9\0', '2', '1', '5', 'x', 'L', 'g', 'K', 'ustar\0', '../../x\0', '/etc/passwd\0').map((s) => new Uint8Array(Buffer.from(s))),
+        fc
+          .constantFrom(
+            '77777777777\0',
+            '00000000000\0',
+            '-1\0',
+            '1e9\0',
+            '2',
+            '1',
+            '5',
+            'x',
+            'L',
+            'g',
+            'K',
+            'ustar\0',
+            '../../x\0',
+            '/etc/passwd\0',
+          )
+          .map((s) => new Uint8Array(Buffer.from(s))),
         fc.constant(new Uint8Array([0x80, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
       ),
       fix: fc.boolean(),
@@ -92,11 +116,29 @@ export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
     weight: 3,
   },
   { arbitrary: fc.record({ kind: fc.constant('rename' as const), entry: entryIndex, name }), weight: 2 },
-  { arbitrary: fc.record({ kind: fc.constant('link' as const), entry: entryIndex, type: fc.constantFrom('symlink' as const, 'link' as const), target: name }), weight: 2 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('link' as const),
+      entry: entryIndex,
+      type: fc.constantFrom('symlink' as const, 'link' as const),
+      target: name,
+    }),
+    weight: 2,
+  },
   { arbitrary: fc.record({ kind: fc.constant('drop' as const), entry: entryIndex }), weight: 1 },
-  { arbitrary: fc.record({ kind: fc.constant('duplicate' as const), entry: entryIndex, content: fc.option(fc.uint8Array({ maxLength: 64 })) }), weight: 1 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('duplicate' as const),
+      entry: entryIndex,
+      content: fc.option(fc.uint8Array({ maxLength: 64 })),
+    }),
+    weight: 1,
+  },
   { arbitrary: fc.record({ kind: fc.constant('swap' as const), a: entryIndex, b: entryIndex }), weight: 1 },
-  { arbitrary: fc.record({ kind: fc.constant('content' as const), entry: entryIndex, content: fc.uint8Array({ maxLength: 2048 }) }), weight: 1 },
+  {
+    arbitrary: fc.record({ kind: fc.constant('content' as const), entry: entryIndex, content: fc.uint8Array({ maxLength: 2048 }) }),
+    weight: 1,
+  },
   {
     arbitrary: fc.record({
       kind: fc.constant('json' as const),
@@ -204,7 +246,13 @@ function applyEntryMutation(files: TarFile[], m: Mutation): TarFile[] {
       // The m.entry-th entry that parses as JSON.
       const json = files
         .map((f, i) => ({ f, i }))
-        .filter(({ f }) => f.type !== 'symlink' && f.type !== 'link' && f.content !== undefined && /^\s*[{[]/.test(Buffer.from(f.content).subarray(0, 16).toString('latin1')));
+        .filter(
+          ({ f }) =>
+            f.type !== 'symlink' &&
+            f.type !== 'link' &&
+            f.content !== undefined &&
+            /^\s*[{[]/.test(Buffer.from(f.content).subarray(0, 16).toString('latin1')),
+        );
       if (json.length === 0) return files;
       const { f, i } = json[m.entry % json.length]!;
       let doc: unknown;

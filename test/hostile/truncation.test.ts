@@ -25,9 +25,11 @@ after(async () => {
 /** Runs `fn` over `items` with at most `limit` at a time. */
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   const queue = [...items];
-  await Promise.all(Array.from({ length: limit }, async () => {
-    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
-  }));
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
+    }),
+  );
 }
 
 /** True when `cut` falls between entries (at a header) or within the end-of-archive blocks. */
@@ -61,7 +63,11 @@ describe('truncation at every 512-byte boundary', () => {
       if (r.code === 0) {
         succeeded += 1;
         assert.ok(betweenEntries(ctx.targetBytes, cut), `cut at ${cut}: success, but the cut is inside an entry`);
-        assert.deepEqual(lost(ctx.targetBytes, cut).filter((n) => n !== 'repositories'), [], `cut at ${cut}: success although entries were lost`);
+        assert.deepEqual(
+          lost(ctx.targetBytes, cut).filter((n) => n !== 'repositories'),
+          [],
+          `cut at ${cut}: success although entries were lost`,
+        );
         assert.equal(r.stdout.replaceAll(file, 'X'), expected, `cut at ${cut}: success with a different output`);
       } else {
         assert.equal(r.code, 1, `cut at ${cut}: exit ${r.code}: ${r.stderr}`);
@@ -74,7 +80,11 @@ describe('truncation at every 512-byte boundary', () => {
     for (const cut of cutsOf(ctx.targetBytes)) {
       const file = join(dir, `cut-${cut}.tar`);
       const run = await runInProcessDetailed('diff-target', file, ctx, ctx.base);
-      if (run.outcome === 'ok') assert.ok(betweenEntries(ctx.targetBytes, cut) && lost(ctx.targetBytes, cut).every((n) => n === 'repositories'), `diff of the cut at ${cut} succeeded`);
+      if (run.outcome === 'ok')
+        assert.ok(
+          betweenEntries(ctx.targetBytes, cut) && lost(ctx.targetBytes, cut).every((n) => n === 'repositories'),
+          `diff of the cut at ${cut} succeeded`,
+        );
       else assert.ok(run.error instanceof DdiffError && run.error.exitCode === 1, `diff of the cut at ${cut}: ${String(run.error)}`);
     }
   });
@@ -112,7 +122,11 @@ describe('truncation at every 512-byte boundary', () => {
         assert.ok((await readFile(run.out)).equals(rebuilt), `load of the cut at ${cut}: a different archive`);
       } else {
         assert.ok(run.error instanceof DdiffError && run.error.exitCode === 1, `load of the cut at ${cut}: ${String(run.error)}`);
-        assert.deepEqual((await listTree(join(run.out, '..'))).filter((n) => n !== 'tmp'), [], `load of the cut at ${cut} left output`);
+        assert.deepEqual(
+          (await listTree(join(run.out, '..'))).filter((n) => n !== 'tmp'),
+          [],
+          `load of the cut at ${cut} left output`,
+        );
       }
     }
   });

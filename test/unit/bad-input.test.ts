@@ -123,7 +123,10 @@ describe('bad input to ddiff list', () => {
   });
 
   test('an entry whose name climbs out of the archive, as a file and through stdin', async () => {
-    const bytes = await makeTar([{ name: '../escape.txt', content: 'x' }, { name: 'manifest.json', content: '[]' }]);
+    const bytes = await makeTar([
+      { name: '../escape.txt', content: 'x' },
+      { name: 'manifest.json', content: '[]' },
+    ]);
     await writeFile(file('escape.tar'), bytes);
     const r = await runCli(['list', '--json', file('escape.tar')]);
     assertFails(r, file('escape.tar'), /outside the archive/i);
@@ -133,7 +136,11 @@ describe('bad input to ddiff list', () => {
 
   test('a layer symlink that points outside the archive', async () => {
     const layer = await makeTar([{ name: 'a.txt', content: 'a' }]);
-    const config = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${sha256Hex(layer)}`] } });
+    const config = JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: [`sha256:${sha256Hex(layer)}`] },
+    });
     const configHex = sha256Hex(config);
     const bytes = await makeTar([
       { name: 'l0/layer.tar', type: 'symlink', linkname: '../../etc/passwd' },

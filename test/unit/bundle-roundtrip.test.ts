@@ -44,7 +44,10 @@ test('diff then load -o rebuilds the target from the base archive, with no engin
   const [image] = await listed(out);
   assert.equal(image!.id, appImage.imageId);
   assert.deepEqual(image!.tags, appImage.tags);
-  assert.deepEqual(image!.layers.map((x) => x.diffId), appImage.diffIds);
+  assert.deepEqual(
+    image!.layers.map((x) => x.diffId),
+    appImage.diffIds,
+  );
   assert.deepEqual((await readdir(dir)).sort(), ['app.ddiff', 'app.tar'], 'no temp files left');
 });
 
@@ -182,7 +185,16 @@ test('diff -o - piped into load - (bundle through a pipe, as over ssh)', async (
   const cli = join(fixturesDir, '..', 'dist', 'src', 'cli.js');
   const r = spawnSync(
     'bash',
-    ['-o', 'pipefail', '-c', `node ${cli} diff "$1" "$2" -o - | node ${cli} load - --base "$1" -o "$3"`, 'pipe', fixture('docker-base.tar'), fixture('docker-app.tar'), out],
+    [
+      '-o',
+      'pipefail',
+      '-c',
+      `node ${cli} diff "$1" "$2" -o - | node ${cli} load - --base "$1" -o "$3"`,
+      'pipe',
+      fixture('docker-base.tar'),
+      fixture('docker-app.tar'),
+      out,
+    ],
     { encoding: 'utf8' },
   );
   assert.equal(r.status, 0, r.stderr);
@@ -196,7 +208,11 @@ test('a gzip layer in a docker-archive whose contents do not match its diffID is
   const dir = await scratch(t);
   const layer = await makeTar([{ name: 'a.txt', content: 'real contents' }]);
   const claimed = await makeTar([{ name: 'a.txt', content: 'claimed contents' }]);
-  const config = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${sha256Hex(claimed)}`] } });
+  const config = JSON.stringify({
+    architecture: 'amd64',
+    os: 'linux',
+    rootfs: { type: 'layers', diff_ids: [`sha256:${sha256Hex(claimed)}`] },
+  });
   const configName = `${sha256Hex(config)}.json`;
   const archive = await makeTar([
     { name: 'l.tar.gz', content: gzipSync(layer) },
@@ -221,5 +237,8 @@ test('a gzip layer in a docker-archive whose contents do not match its diffID is
   );
   const g = await runCli(['diff', fixture('docker-base.tar'), join(dir, 'good.tar'), '-o', join(dir, 'g.ddiff'), '--json']);
   assert.equal(g.code, 0, g.stderr);
-  assert.equal(JSON.parse(g.stdout).metadata.blobs.find((b: { mediaType: string }) => b.mediaType.endsWith('+gzip')).digest, `sha256:${sha256Hex(gzipSync(layer))}`);
+  assert.equal(
+    JSON.parse(g.stdout).metadata.blobs.find((b: { mediaType: string }) => b.mediaType.endsWith('+gzip')).digest,
+    `sha256:${sha256Hex(gzipSync(layer))}`,
+  );
 });

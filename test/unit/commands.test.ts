@@ -28,16 +28,27 @@ test('two targets sharing a layer: the bundle stores it once, and both load', as
   const dir = await scratch(t);
   const one = await json(['diff', fixture('docker-base.tar'), fixture('docker-app.tar'), '-o', join(dir, 'one.ddiff'), '--json']);
   // docker-multi.tar holds base, app and app2: app's and app2's layers plus the shared base layers
-  const both = await json(['diff', '--json', '-o', join(dir, 'both.ddiff'), fixture('docker-base.tar'), fixture('docker-app.tar'), fixture('docker-multi.tar')]);
+  const both = await json([
+    'diff',
+    '--json',
+    '-o',
+    join(dir, 'both.ddiff'),
+    fixture('docker-base.tar'),
+    fixture('docker-app.tar'),
+    fixture('docker-multi.tar'),
+  ]);
   const appLayer = expected['docker-app.tar']![0]!.diffIds[2]!;
-  const blobsFor = (meta: any) => meta.images.flatMap((i: any) => i.layers.filter((l: any) => l.diffId === appLayer).map((l: any) => l.blob));
+  const blobsFor = (meta: any) =>
+    meta.images.flatMap((i: any) => i.layers.filter((l: any) => l.diffId === appLayer).map((l: any) => l.blob));
   const appBlobs = new Set(blobsFor(both.metadata));
   assert.equal(appBlobs.size, 1, 'app layer stored once though two targets hold it');
   assert.equal(both.metadata.blobs.filter((b: any) => appBlobs.has(b.digest)).length, 1);
   const multiOnly = await json(['diff', '--json', '-o', join(dir, 'multi.ddiff'), fixture('docker-base.tar'), fixture('docker-multi.tar')]);
   const blobBytes = (meta: any) => meta.blobs.reduce((n: number, b: any) => n + b.size, 0);
   assert.equal(blobBytes(both.metadata), blobBytes(multiOnly.metadata), 'adding app again adds no blob bytes');
-  const entries = spawnSync('tar', ['-tf', join(dir, 'both.ddiff')], { encoding: 'utf8' }).stdout.trim().split('\n');
+  const entries = spawnSync('tar', ['-tf', join(dir, 'both.ddiff')], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n');
   assert.equal(entries.length, new Set(entries).size, 'no entry written twice');
   assert.equal(entries.length, 1 + both.metadata.blobs.length);
   assert.ok(one.size < both.size);
@@ -89,7 +100,10 @@ test('inspect and verify report sizes and checks as JSON', async (t) => {
   assert.equal(info.size, (await stat(bundle)).size);
   assert.ok(info.fullSize > info.size);
   assert.equal(info.saved, info.fullSize - info.size);
-  assert.deepEqual(info.images[0].layers.map((l: any) => l.included), [false, false, true]);
+  assert.deepEqual(
+    info.images[0].layers.map((l: any) => l.included),
+    [false, false, true],
+  );
   assert.deepEqual(info.base.needed, expected['docker-app.tar']![0]!.diffIds.slice(0, 2));
   const ok = await json(['verify', '--json', bundle, '--base', fixture('docker-base.tar')]);
   assert.equal(ok.ok, true);

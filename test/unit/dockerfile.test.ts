@@ -18,7 +18,10 @@ test('ARG default before FROM, and --build-arg override', () => {
 });
 
 test('$VAR, ${VAR:-default} and ${VAR:+alt} forms', () => {
-  const vars = new Map([['A', 'x'], ['EMPTY', '']]);
+  const vars = new Map([
+    ['A', 'x'],
+    ['EMPTY', ''],
+  ]);
   assert.equal(substitute('$A/${A}:${MISSING:-def}:${A:+alt}:${EMPTY:+no}', vars), 'x/x:def:alt:');
   assert.deepEqual(finalBase('ARG TAG\nFROM img:${TAG:-latest}\n'), { image: 'img:latest' });
 });
@@ -73,7 +76,13 @@ test('errors: no FROM, empty expansion', () => {
 });
 
 test('--build-arg NAME takes the value from the environment', () => {
-  assert.deepEqual([...parseBuildArgs(['A=1', 'B', 'C'], { B: 'two' })], [['A', '1'], ['B', 'two']]);
+  assert.deepEqual(
+    [...parseBuildArgs(['A=1', 'B', 'C'], { B: 'two' })],
+    [
+      ['A', '1'],
+      ['B', 'two'],
+    ],
+  );
 });
 
 test('docker build arguments: -f (working directory, else context), tags, build args, context', async (t) => {

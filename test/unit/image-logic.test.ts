@@ -31,7 +31,11 @@ describe('detectCompression', () => {
   test('output of real compressors', async () => {
     const tar = await makeTar([{ name: 'a.txt', content: 'hello '.repeat(100) }]);
     assert.equal(detectCompression(gzipSync(tar)), 'gzip');
-    for (const [command, expected] of [['zstd', 'zstd'], ['bzip2', 'bzip2'], ['xz', 'xz']] as const) {
+    for (const [command, expected] of [
+      ['zstd', 'zstd'],
+      ['bzip2', 'bzip2'],
+      ['xz', 'xz'],
+    ] as const) {
       const compressed = systemCompress(command, tar);
       if (compressed) assert.equal(detectCompression(compressed.subarray(0, 6)), expected, command);
     }
@@ -53,14 +57,11 @@ describe('detectCompression', () => {
     assert.equal(detectCompression(Buffer.from('ustar\0', 'latin1')), 'none');
   });
 
-  test(
-    'an uncompressed tar whose first entry is named BZh… is not bzip2 (a bzip2 stream is "BZh", 1-9, then 0x314159265359)',
-    async () => {
-      const tar = await makeTar([{ name: 'BZh.txt', content: 'not compressed' }]);
-      assert.equal(detectCompression(tar.subarray(0, 6)), 'none');
-      assert.equal(detectCompression(Buffer.from([0x42, 0x5a, 0x68, 0x39, 0x31, 0x41, 0x59, 0x26])), 'bzip2');
-    },
-  );
+  test('an uncompressed tar whose first entry is named BZh… is not bzip2 (a bzip2 stream is "BZh", 1-9, then 0x314159265359)', async () => {
+    const tar = await makeTar([{ name: 'BZh.txt', content: 'not compressed' }]);
+    assert.equal(detectCompression(tar.subarray(0, 6)), 'none');
+    assert.equal(detectCompression(Buffer.from([0x42, 0x5a, 0x68, 0x39, 0x31, 0x41, 0x59, 0x26])), 'bzip2');
+  });
 });
 
 describe('image config', () => {

@@ -86,7 +86,10 @@ async function writeBigArchive(path: string): Promise<{ imageId: string; diffId:
     position += BLOCK;
     await put(innerHeader); // the rest of the layer is zeros: left as a hole
     position += layerSize;
-    for (const [name, data] of [[`${configHex}.json`, config], ['manifest.json', manifest]] as const) {
+    for (const [name, data] of [
+      [`${configHex}.json`, config],
+      ['manifest.json', manifest],
+    ] as const) {
       await put(ustarHeader(name, data.length));
       position += BLOCK;
       await put(data);

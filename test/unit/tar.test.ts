@@ -107,12 +107,18 @@ describe('tar header decoding', () => {
 
   test('a non-octal number is refused', () => {
     const bad = Buffer.from('0000000019a\0', 'latin1');
-    assert.throws(() => decodeHeader(header({ size: bad })), (e: unknown) => e instanceof TarFormatError && /bad numeric field/.test((e as Error).message));
+    assert.throws(
+      () => decodeHeader(header({ size: bad })),
+      (e: unknown) => e instanceof TarFormatError && /bad numeric field/.test((e as Error).message),
+    );
   });
 
   test('checksums: both terminator styles pass, a wrong one throws', () => {
     assert.doesNotThrow(() => decodeHeader(header({ checksum: 'space-terminated' })));
-    assert.throws(() => decodeHeader(header({ checksum: 'wrong' })), (e: unknown) => e instanceof TarFormatError && /checksum/.test((e as Error).message));
+    assert.throws(
+      () => decodeHeader(header({ checksum: 'wrong' })),
+      (e: unknown) => e instanceof TarFormatError && /checksum/.test((e as Error).message),
+    );
     const flipped = header({ name: 'etc/hosts' });
     flipped[3] ^= 0x01;
     assert.throws(() => decodeHeader(flipped), TarFormatError);
@@ -171,7 +177,10 @@ describe('PAX records', () => {
   });
 
   test('a record whose length runs past the data is refused', () => {
-    assert.throws(() => decodePax(Buffer.from('99 path=x\n')), (e: unknown) => e instanceof TarFormatError && /bad PAX record/.test((e as Error).message));
+    assert.throws(
+      () => decodePax(Buffer.from('99 path=x\n')),
+      (e: unknown) => e instanceof TarFormatError && /bad PAX record/.test((e as Error).message),
+    );
     assert.throws(() => decodePax(Buffer.from('x path=y\n')), TarFormatError);
   });
 
@@ -202,7 +211,7 @@ describe('entry names', () => {
     assert.equal(normalizeEntryName('.wh..wh..opq'), '.wh..wh..opq');
   });
 
-  test('symlink targets are resolved against the link\'s directory', () => {
+  test("symlink targets are resolved against the link's directory", () => {
     const v1 = '55ed556a1dbc60147f2b9cac0bca46d37c3f20e7cc551c6444573ee04b400694';
     const other = '9973b482ea3b95391d0d895436cd13f71adfda0c1dcac8f28b4d918b29e538bd';
     assert.equal(symlinkTarget(`${v1}/layer.tar`, `../${other}/layer.tar`), `${other}/layer.tar`);
@@ -212,9 +221,15 @@ describe('entry names', () => {
   });
 
   test('symlinks that leave the archive or are absolute are refused', () => {
-    assert.throws(() => symlinkTarget('a/layer.tar', '../../etc/passwd'), (e: unknown) => e instanceof UnsafePathError && /outside the archive/.test((e as Error).message));
+    assert.throws(
+      () => symlinkTarget('a/layer.tar', '../../etc/passwd'),
+      (e: unknown) => e instanceof UnsafePathError && /outside the archive/.test((e as Error).message),
+    );
     assert.throws(() => symlinkTarget('layer.tar', '../x'), UnsafePathError);
-    assert.throws(() => symlinkTarget('a/layer.tar', '/etc/passwd'), (e: unknown) => e instanceof UnsafePathError && /absolute/.test((e as Error).message));
+    assert.throws(
+      () => symlinkTarget('a/layer.tar', '/etc/passwd'),
+      (e: unknown) => e instanceof UnsafePathError && /absolute/.test((e as Error).message),
+    );
   });
 });
 
@@ -272,7 +287,13 @@ describe('seek-based tar index', () => {
     const path = join(dir, 'gnu.tar');
     await writeFile(path, Buffer.concat(blocks));
     const entries = await indexTarFile(path);
-    assert.deepEqual(entries.map((e) => [e.name, e.size]), [[longName, 3], ['x', 5]]);
+    assert.deepEqual(
+      entries.map((e) => [e.name, e.size]),
+      [
+        [longName, 3],
+        ['x', 5],
+      ],
+    );
     assert.equal(entries[1]!.offset, 7 * BLOCK);
   });
 
@@ -280,9 +301,15 @@ describe('seek-based tar index', () => {
     const archive = await makeTar([{ name: 'a.txt', content: 'a'.repeat(1000) }]);
     const noEnd = archive.subarray(0, BLOCK + paddedSize(1000));
     await writeFile(join(dir, 'noend.tar'), noEnd);
-    assert.deepEqual((await indexTarFile(join(dir, 'noend.tar'))).map((e) => e.name), ['a.txt']);
+    assert.deepEqual(
+      (await indexTarFile(join(dir, 'noend.tar'))).map((e) => e.name),
+      ['a.txt'],
+    );
     await writeFile(join(dir, 'cut.tar'), archive.subarray(0, BLOCK + 500));
-    await assert.rejects(indexTarFile(join(dir, 'cut.tar')), (e: unknown) => e instanceof TarTruncatedError && /truncated/.test((e as Error).message));
+    await assert.rejects(
+      indexTarFile(join(dir, 'cut.tar')),
+      (e: unknown) => e instanceof TarTruncatedError && /truncated/.test((e as Error).message),
+    );
     await writeFile(join(dir, 'cut-header.tar'), Buffer.concat([noEnd, Buffer.alloc(100, 1)]));
     await assert.rejects(indexTarFile(join(dir, 'cut-header.tar')), TarTruncatedError);
   });
@@ -296,10 +323,18 @@ describe('seek-based tar index', () => {
   });
 
   test('a bad header in the middle names its position', async () => {
-    const archive = Buffer.from(await makeTar([{ name: 'a.txt', content: 'a' }, { name: 'b.txt', content: 'b' }]));
+    const archive = Buffer.from(
+      await makeTar([
+        { name: 'a.txt', content: 'a' },
+        { name: 'b.txt', content: 'b' },
+      ]),
+    );
     archive[2 * BLOCK + 1] ^= 0x01;
     const path = join(dir, 'bad.tar');
     await writeFile(path, archive);
-    await assert.rejects(indexTarFile(path), (e: unknown) => e instanceof TarFormatError && /checksum.*byte 1024/.test((e as Error).message));
+    await assert.rejects(
+      indexTarFile(path),
+      (e: unknown) => e instanceof TarFormatError && /checksum.*byte 1024/.test((e as Error).message),
+    );
   });
 });

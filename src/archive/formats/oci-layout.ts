@@ -10,10 +10,7 @@ export interface AbsentManifest {
   tags: string[];
 }
 
-const INDEX_TYPES = new Set([
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-]);
+const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const CONTAINERD_NAME = 'io.containerd.image.name';
 const MAX_DEPTH = 8;
@@ -50,10 +47,7 @@ function tagsOf(descriptor: Record<string, unknown>): string[] {
  * manifests or nested indexes → config + layers. Attestation manifests are skipped; manifests
  * whose blobs are absent are reported, not read.
  */
-export async function readOciLayout(
-  catalog: Catalog,
-  index: unknown,
-): Promise<{ images: Image[]; absent: AbsentManifest[] }> {
+export async function readOciLayout(catalog: Catalog, index: unknown): Promise<{ images: Image[]; absent: AbsentManifest[] }> {
   const images: Image[] = [];
   const absent: AbsentManifest[] = [];
   const seen = new Set<string>();
@@ -86,8 +80,7 @@ export async function readOciLayout(
         throw catalog.fail(`'${path}' is not valid JSON`);
       }
       const mediaType = typeof descriptor.mediaType === 'string' ? descriptor.mediaType : undefined;
-      const isIndex =
-        (mediaType !== undefined && INDEX_TYPES.has(mediaType)) || (isRecord(doc2) && Array.isArray(doc2.manifests));
+      const isIndex = (mediaType !== undefined && INDEX_TYPES.has(mediaType)) || (isRecord(doc2) && Array.isArray(doc2.manifests));
       if (isIndex) {
         if (depth >= MAX_DEPTH) throw catalog.fail(`indexes nested deeper than ${MAX_DEPTH}`);
         await visitIndex(doc2, `index ${path}`, descriptorTags, depth + 1);
