@@ -1,24 +1,36 @@
 /**
  * Every failure ddiff reports to a user is one of these: a one-line message that names the
- * file or image and what is wrong, and the process exit code that goes with it.
- *
- * Exit codes (documented in README): 1 = the input or the operation failed, 2 = usage error,
- * 125 = the container engine failed or is missing (as `docker run` uses 125 for daemon errors),
- * 130 = interrupted.
+ * file or image and what is wrong, and the process exit code that goes with it. Lower-level
+ * "problem" errors (a bad tar header, a malformed config) carry no file name; the code that
+ * knows which file it was reading wraps them in an ArchiveError.
  */
+
+/** Process exit codes (documented in README), as `docker run` and skopeo use them. */
+export const ExitCode = {
+  ok: 0,
+  /** the input or the operation failed */
+  failure: 1,
+  usage: 2,
+  /** the container engine failed or is missing (as `docker run` uses 125 for daemon errors) */
+  engine: 125,
+  /** 128 + the signal number */
+  sigint: 130,
+  sigterm: 143,
+} as const;
+
 export class DdiffError extends Error {
   readonly exitCode: number;
   constructor(message: string, options: { exitCode?: number; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
-    this.exitCode = options.exitCode ?? 1;
+    this.exitCode = options.exitCode ?? ExitCode.failure;
   }
 }
 
 /** The command line itself is wrong. */
 export class UsageError extends DdiffError {
   constructor(message: string) {
-    super(message, { exitCode: 2 });
+    super(message, { exitCode: ExitCode.usage });
   }
 }
 
@@ -34,18 +46,39 @@ export class ArchiveError extends DdiffError {
 /** Bytes read do not hash to the digest they are recorded under. */
 export class DigestMismatchError extends ArchiveError {}
 
+/** The one message for stored bytes that are not what their digest says. */
+export function corrupt(source: string, what: string, detail: string): DigestMismatchError {
+  return new DigestMismatchError(source, `${what} is corrupt: ${detail}`);
+}
+
 /** The archive uses a compression ddiff cannot read on this machine. */
 export class UnsupportedCompressionError extends ArchiveError {}
 
 /** `docker` / `podman` failed, or is not there; carries the engine's own message. */
 export class EngineError extends DdiffError {
   constructor(message: string, options: { cause?: unknown } = {}) {
-    super(message, { exitCode: 125, ...options });
+    super(message, { exitCode: ExitCode.engine, ...options });
   }
 }
 
 /** Layers needed to rebuild an image are not available from the base. */
 export class MissingLayersError extends DdiffError {}
+
+// Problems found below the level that knows the user's file name; wrapped into ArchiveError
+// (or reported as they are, exit 1) by the caller.
+
+/** A tar header is malformed. */
+export class TarFormatError extends Error {}
+/** A tar stream or file ends inside an entry or header. */
+export class TarTruncatedError extends Error {}
+/** An entry name or link points outside the archive. */
+export class UnsafePathError extends Error {}
+/** An image config is malformed. */
+export class ConfigError extends Error {}
+/** A bundle's metadata is malformed or too new. */
+export class BundleFormatError extends Error {}
+/** A Dockerfile cannot be parsed for its base image. */
+export class DockerfileError extends Error {}
 
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;

@@ -1,6 +1,7 @@
+import { UnsafePathError } from '../errors.js';
 import type { Readable } from 'node:stream';
 import { ArchiveError } from '../errors.js';
-import { normalizeEntryName, symlinkTarget, UnsafePathError } from '../tar/names.js';
+import { normalizeEntryName, symlinkTarget } from '../tar/names.js';
 import type { EntryType } from '../tar/header.js';
 import type { EntryFacts } from './measure.js';
 import type { Compression } from '../util/compression.js';

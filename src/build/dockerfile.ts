@@ -1,3 +1,5 @@
+import { DockerfileError } from '../errors.js';
+
 /**
  * Finds the base image of a Dockerfile's final stage the way the builder does: parser
  * directives, comments, line continuations, global `ARG`s (defaults, then `--build-arg`
@@ -9,8 +11,6 @@ export interface FinalBase {
   /** The `--platform` of the FROM that names that image, after substitution. */
   platform?: string;
 }
-
-export class DockerfileError extends Error {}
 
 interface Instruction {
   keyword: string;

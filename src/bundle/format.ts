@@ -1,3 +1,4 @@
+import { BundleFormatError } from '../errors.js';
 import { isDigest, type Digest } from '../util/digest.js';
 import { isRecord } from '../util/json.js';
 
@@ -47,8 +48,6 @@ export interface BundleMetadata {
   images: BundleImage[];
   blobs: BundleBlob[];
 }
-
-export class BundleFormatError extends Error {}
 
 function check(condition: unknown, problem: string): asserts condition {
   if (!condition) throw new BundleFormatError(problem);

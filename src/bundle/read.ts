@@ -1,9 +1,10 @@
+import { BundleFormatError } from '../errors.js';
 import { Catalog } from '../archive/catalog.js';
 import { measure } from '../archive/measure.js';
 import { TarFileCatalog } from '../archive/tar-file-catalog.js';
 import { ArchiveError, DigestMismatchError } from '../errors.js';
 import { blobPath } from '../archive/formats/oci-layout.js';
-import { BundleFormatError, METADATA_ENTRY, parseMetadata, type BundleBlob, type BundleMetadata } from './format.js';
+import { METADATA_ENTRY, parseMetadata, type BundleBlob, type BundleMetadata } from './format.js';
 import { createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';

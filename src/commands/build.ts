@@ -1,7 +1,8 @@
+import { DockerfileError } from '../errors.js';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { DockerfileError, finalBase, parseBuildArgs } from '../build/dockerfile.js';
+import { finalBase, parseBuildArgs } from '../build/dockerfile.js';
 import { Engine, type EngineChoice } from '../engine/engine.js';
 import { DdiffError, UsageError } from '../errors.js';
 import { tempDir } from '../util/cleanup.js';

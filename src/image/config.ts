@@ -1,3 +1,4 @@
+import { ConfigError } from '../errors.js';
 import { isDigest, type Digest } from '../util/digest.js';
 import { isRecord } from '../util/json.js';
 import type { HistoryEntry, Platform } from './image.js';
@@ -8,8 +9,6 @@ export interface ImageConfig {
   platform: Platform;
   history: HistoryEntry[];
 }
-
-export class ConfigError extends Error {}
 
 export function parseConfig(json: unknown): ImageConfig {
   if (!isRecord(json)) throw new ConfigError('config is not a JSON object');

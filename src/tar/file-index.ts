@@ -1,5 +1,7 @@
+import { TarFormatError } from '../errors.js';
+import { TarTruncatedError } from '../errors.js';
 import { open, type FileHandle } from 'node:fs/promises';
-import { BLOCK, decodeHeader, decodePax, isZeroBlock, paddedSize, TarFormatError, type EntryType } from './header.js';
+import { BLOCK, decodeHeader, decodePax, isZeroBlock, paddedSize, type EntryType } from './header.js';
 
 /** An entry of a tar file: where its data starts and how long it is. */
 export interface TarEntry {
@@ -10,8 +12,6 @@ export interface TarEntry {
   offset: number;
   linkname: string;
 }
-
-export class TarTruncatedError extends Error {}
 
 /** Metadata records (PAX, GNU long names) larger than this are refused as hostile. */
 const MAX_META_RECORD = 1 << 20;

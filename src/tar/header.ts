@@ -1,6 +1,9 @@
+import { TarFormatError } from '../errors.js';
+
 /**
  * Decoding of 512-byte tar headers (ustar, GNU and PAX forms), for walking a seekable archive
- * without reading the entries' data. Streams are read with tar-stream instead.
+ * without reading the entries' data, and encoding of the plain ustar headers ddiff writes.
+ * Streams are read through tar/extract.ts.
  */
 export const BLOCK = 512;
 
@@ -14,8 +17,6 @@ export interface RawHeader {
   flag: string;
   linkname: string;
 }
-
-export class TarFormatError extends Error {}
 
 function readString(block: Buffer, offset: number, length: number): string {
   const end = block.indexOf(0, offset);
@@ -106,4 +107,39 @@ export function decodePax(data: Buffer): Record<string, string> {
 
 export function paddedSize(size: number): number {
   return Math.ceil(size / BLOCK) * BLOCK;
+}
+
+function writeOctal(block: Buffer, offset: number, length: number, value: number): void {
+  block.write(`${value.toString(8).padStart(length - 1, '0')}\0`, offset, length, 'latin1');
+}
+
+/**
+ * The ustar header of a regular file entry as ddiff writes them (root, 0644, mtime 0): used
+ * to rename an entry after its bytes were written, once its digest is known.
+ */
+export function encodeFileHeader(name: string, size: number): Buffer {
+  if (Buffer.byteLength(name) > 100) throw new TarFormatError(`entry name '${name}' is longer than 100 bytes`);
+  if (!Number.isSafeInteger(size) || size < 0) throw new TarFormatError(`bad entry size ${size}`);
+  const block = Buffer.alloc(BLOCK);
+  block.write(name, 0, 100, 'utf8');
+  writeOctal(block, 100, 8, 0o644);
+  writeOctal(block, 108, 8, 0);
+  writeOctal(block, 116, 8, 0);
+  if (size < 8 ** 11) writeOctal(block, 124, 12, size);
+  else {
+    // GNU base-256, as tar-stream writes sizes of 8 GiB and more.
+    block[124] = 0x80;
+    let rest = size;
+    for (let i = 11; i > 0; i--, rest = Math.floor(rest / 256)) block[124 + i] = rest % 256;
+  }
+  writeOctal(block, 136, 12, 0);
+  block.write('0', 156, 1, 'latin1');
+  block.write('ustar\u000000', 257, 8, 'latin1');
+  block.write('root', 265, 32, 'latin1');
+  block.write('root', 297, 32, 'latin1');
+  block.fill(0x20, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += block[i]!;
+  block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
+  return block;
 }

@@ -1,6 +1,5 @@
+import { UnsafePathError } from '../errors.js';
 import { posix } from 'node:path';
-
-export class UnsafePathError extends Error {}
 
 /**
  * The canonical name of an archive entry: relative, `/`-separated, without `./` or a trailing

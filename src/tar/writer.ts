@@ -1,8 +1,15 @@
 import { pipeline } from 'node:stream/promises';
 import type { Readable, Transform, Writable } from 'node:stream';
 import tar from 'tar-stream';
+import { BLOCK, encodeFileHeader, paddedSize } from './header.js';
 
 const EPOCH = new Date(0);
+
+/** A header to write over the one at `offset` once the output is complete (an entry renamed). */
+export interface HeaderPatch {
+  offset: number;
+  header: Buffer;
+}
 
 /**
  * Writes a tar stream entry by entry into `output`, one entry's data streaming at a time.
@@ -11,6 +18,9 @@ const EPOCH = new Date(0);
 export class TarWriter {
   private readonly pack = tar.pack();
   private readonly done: Promise<void>;
+  /** Where the next header goes: every entry ddiff writes has a short ASCII name, so one header block. */
+  private offset = 0;
+  private readonly renames: HeaderPatch[] = [];
 
   constructor(output: Writable) {
     this.done = pipeline(this.pack as unknown as Readable, output);
@@ -34,18 +44,42 @@ export class TarWriter {
     };
   }
 
+  private advance(size: number): number {
+    const at = this.offset;
+    this.offset += BLOCK + paddedSize(size);
+    return at;
+  }
+
   addBuffer(name: string, data: Buffer | string): Promise<void> {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    this.advance(buf.length);
     return new Promise((resolve, reject) => {
       this.pack.entry(this.header(name, buf.length), buf, (error) => (error ? reject(error) : resolve()));
     });
   }
 
-  /** Streams `size` bytes from `data` (through `through`, in order) into an entry; fails if the stream's length differs. */
-  async addStream(name: string, size: number, data: Readable, ...through: Transform[]): Promise<void> {
+  /**
+   * Streams `size` bytes from `data` (through `through`, in order) into an entry; fails if the
+   * stream's length differs. Resolves with the entry's offset (for `rename`).
+   */
+  async addStream(name: string, size: number, data: Readable, ...through: Transform[]): Promise<number> {
+    const at = this.advance(size);
     const sink = this.pack.entry(this.header(name, size)) as unknown as Writable;
     const flow = pipeline([data, ...through, sink] as unknown as [Readable, Writable]);
     await Promise.race([flow, this.done]);
+    return at;
+  }
+
+  /**
+   * Records that the entry written at `offset` is to be named `name`: for a seekable output,
+   * where the headers are rewritten (`headerPatches`) after the stream is complete.
+   */
+  rename(offset: number, name: string, size: number): void {
+    this.renames.push({ offset, header: encodeFileHeader(name, size) });
+  }
+
+  headerPatches(): readonly HeaderPatch[] {
+    return this.renames;
   }
 
   async finish(): Promise<void> {

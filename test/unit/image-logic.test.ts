@@ -1,3 +1,4 @@
+import { ConfigError } from '../../src/errors.js';
 // Pure logic around images: compression from magic bytes, config parsing and history ↔ layer
 // matching, digests promised by entry names.
 import { describe, test } from 'node:test';
@@ -5,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { detectCompression } from '../../src/util/compression.js';
-import { ConfigError, layerCreators, parseConfig } from '../../src/image/config.js';
+import { layerCreators, parseConfig } from '../../src/image/config.js';
 import { digestFromName } from '../../src/archive/formats/build-image.js';
 import { makeTar } from '../helpers/tar.js';
 

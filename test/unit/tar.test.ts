@@ -1,3 +1,4 @@
+import { TarFormatError, TarTruncatedError, UnsafePathError } from '../../src/errors.js';
 // Pure logic of src/tar: header decoding (ustar, prefix field, base-256 sizes, PAX records,
 // checksums), entry-name normalization, and the seek-based index built on them.
 import { after, before, describe, test } from 'node:test';
@@ -5,9 +6,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BLOCK, decodeHeader, decodePax, isZeroBlock, paddedSize, TarFormatError } from '../../src/tar/header.js';
-import { normalizeEntryName, symlinkTarget, UnsafePathError } from '../../src/tar/names.js';
-import { indexTarFile, TarTruncatedError } from '../../src/tar/file-index.js';
+import { BLOCK, decodeHeader, decodePax, isZeroBlock, paddedSize } from '../../src/tar/header.js';
+import { normalizeEntryName, symlinkTarget } from '../../src/tar/names.js';
+import { indexTarFile } from '../../src/tar/file-index.js';
 import { makeTar } from '../helpers/tar.js';
 
 interface HeaderFields {

@@ -1,4 +1,5 @@
-import { ConfigError, layerCreators, parseConfig } from '../../image/config.js';
+import { ConfigError } from '../../errors.js';
+import { layerCreators, parseConfig } from '../../image/config.js';
 import type { Image, Layer } from '../../image/image.js';
 import type { Compression } from '../../util/compression.js';
 import { isDigest, sha256, type Digest } from '../../util/digest.js';
