@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import type { DiffOptions, Reporter } from './commands/diff.js';
+import type { DiffOptions } from './commands/diff.js';
+import type { Reporter } from './commands/report.js';
 import type { BuildOptions } from './commands/build.js';
 import type { HaveOptions } from './commands/have.js';
 import type { LoadOptions } from './commands/load.js';
@@ -85,7 +86,7 @@ export function buildProgram(): Command {
     .option('--base <ref|archive>', 'base to check')
     .option('--json', 'print JSON')
     .addOption(engineOption())
-    .action(async (bundle: string, options: LoadOptions) => (await import('./commands/inspect.js')).verify(bundle, options, reporter));
+    .action(async (bundle: string, options: LoadOptions) => (await import('./commands/verify.js')).verify(bundle, options, reporter));
 
   program
     .command('have')

@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import type { Image } from '../image/image.js';
 import type { Catalog } from './catalog.js';
-import { isContentAddressed } from './formats/build-image.js';
+import { isContentAddressed } from '../image/blob-names.js';
 import { readDockerArchive } from './formats/docker-archive.js';
 import { readDockerDir } from './formats/docker-dir.js';
 import { readOciLayout, type AbsentManifest } from './formats/oci-layout.js';

@@ -1,28 +1,10 @@
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
-import { DdiffError } from '../errors.js';
-import { isContentAddressed } from './formats/build-image.js';
+import { DdiffError, errorMessage, TarFormatError, TarTruncatedError } from '../errors.js';
+import { readTarStream } from '../tar/extract.js';
+import { isContentAddressed } from '../image/blob-names.js';
 import { Catalog, MAX_JSON_BYTES, type CatalogEntry } from './catalog.js';
 import type { Compression } from '../util/compression.js';
 import { measure, type EntryFacts } from './measure.js';
-import type { EntryType } from '../tar/header.js';
-
-function entryType(type: tar.Header['type']): EntryType {
-  switch (type) {
-    case 'file':
-    case 'contiguous-file':
-      return 'file';
-    case 'directory':
-      return 'directory';
-    case 'symlink':
-      return 'symlink';
-    case 'link':
-      return 'link';
-    default:
-      return 'other';
-  }
-}
 
 /**
  * An archive read once from a stream (a pipe, stdin, or a compressed file). Every entry is
@@ -40,36 +22,21 @@ export class StreamCatalog extends Catalog {
 
   static async scan(input: Readable, source: string): Promise<StreamCatalog> {
     const catalog = new StreamCatalog(source);
-    const extract = tar.extract();
-    const consume = (async () => {
-      for await (const entry of extract) {
-        const { header } = entry;
-        // tar-stream reads a base-256 size it cannot decode as null, and then waits forever for
-        // the entry's end: refuse it here, as the seek-based index does.
-        if (!Number.isSafeInteger(header.size) || header.size! < 0) throw catalog.fail(`entry '${header.name}' has a bad size`);
-        const type = entryType(header.type);
-        const record: CatalogEntry = { name: header.name, type, size: header.size ?? 0, linkname: header.linkname ?? '' };
-        catalog.add(record);
-        if (type !== 'file') {
-          entry.resume();
-          continue;
-        }
-        const wantDiffId = !isContentAddressed(header.name);
-        const { facts, kept } = await measure(entry, { wantDiffId, keepJsonUpTo: MAX_JSON_BYTES, source });
-        const name = catalog.resolveName(header.name);
+    try {
+      await readTarStream(input, async (entry) => {
+        catalog.add({ name: entry.name, type: entry.type, size: entry.size, linkname: entry.linkname });
+        if (entry.type !== 'file') return;
+        const wantDiffId = !isContentAddressed(entry.name);
+        const { facts, kept } = await measure(entry.body, { wantDiffId, keepJsonUpTo: MAX_JSON_BYTES, source });
+        const name = catalog.resolveName(entry.name);
         catalog.measured.set(name, facts);
         if (kept) catalog.kept.set(name, kept);
         else catalog.kept.delete(name);
-      }
-    })();
-    try {
-      await Promise.all([pipeline(input, extract), consume]);
+      });
     } catch (error) {
-      const message = (error as Error).message ?? String(error);
-      if (/unexpected end/i.test(message)) throw catalog.fail('archive is truncated (unexpected end of data)', error);
-      if (/invalid tar header/i.test(message)) throw catalog.fail('not a valid tar archive (bad header)', error);
       if (error instanceof DdiffError) throw error;
-      throw catalog.fail(message, error);
+      if (error instanceof TarTruncatedError || error instanceof TarFormatError) throw catalog.fail(error.message, error);
+      throw catalog.fail(errorMessage(error), error);
     }
     return catalog;
   }

@@ -1,52 +1,48 @@
-import type { Readable, Transform, Writable } from 'node:stream';
-import { DigestMismatchError } from '../errors.js';
+import type { Readable, Writable } from 'node:stream';
+import { corrupt } from '../errors.js';
+import { blobPath, digestFromName } from '../image/blob-names.js';
+import { type Layer, type OmittedLayer, openUncompressed, verifyingStored, verifyingUncompressed } from '../image/layer.js';
+import { MediaTypes, OCI_LAYER_TYPES } from '../image/media-types.js';
 import { TarWriter } from '../tar/writer.js';
-import { progress } from '../util/progress.js';
 import type { Compression } from '../util/compression.js';
-import { DigestingStream, sha256, type Digest } from '../util/digest.js';
-import { blobPath } from './formats/oci-layout.js';
+import { sha256, type Digest } from '../util/digest.js';
+import { progress } from '../util/progress.js';
+import { MeasuringStream } from './measure.js';
 
-/** A layer to write: where its stored bytes come from. */
-export interface SourceLayer {
-  diffId: Digest;
-  digest: Digest;
-  size: number;
-  compression: Compression;
-  open: () => Readable;
-  /** The archive or bundle the bytes come from, for error messages. */
-  source?: string;
-  /** Already written into the archive under this entry name (base layers streamed in first). */
-  writtenAs?: string;
+/** A layer copied into the archive from a stream as it passed (an engine's `save`), before any image named it. */
+export interface StreamedLayer {
+  readonly streamed: true;
+  readonly diffId: Digest;
+  readonly digest: Digest;
+  readonly size: number;
+  readonly compression: Compression;
 }
 
-export interface ArchiveImage {
+export type LayerToWrite = Layer | OmittedLayer | StreamedLayer;
+
+export interface ImageToWrite {
   id: Digest;
   configBytes: Buffer;
   tags: string[];
-  layers: SourceLayer[];
+  layers: LayerToWrite[];
 }
 
-const LAYER_TYPES: Record<Compression, string> = {
-  none: 'application/vnd.oci.image.layer.v1.tar',
-  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-  bzip2: 'application/vnd.oci.image.layer.v1.tar',
-  xz: 'application/vnd.oci.image.layer.v1.tar',
-};
+export interface ArchiveWriterOptions {
+  /**
+   * The output is a file whose headers can be rewritten after it is complete: streamed layers
+   * then get their content-addressed names, and the archive its OCI half.
+   */
+  renamable?: boolean;
+  /** Compressions the reader of the archive cannot take: such layers are written uncompressed. */
+  inflate?: ReadonlySet<Compression>;
+}
 
-/**
- * Passes a layer's bytes through and fails at their end when they do not hash to the digest
- * they are written under: a corrupt base archive must not become a corrupt output archive.
- */
-function verifying(layer: SourceLayer): Transform {
-  return new DigestingStream({
-    digest: layer.digest,
-    mismatch: (got) =>
-      new DigestMismatchError(
-        layer.source ?? 'layer',
-        `layer ${layer.diffId} is corrupt: its bytes hash to ${got}, expected ${layer.digest}`,
-      ),
-  });
+/** A layer's place in the archive being written: what the manifests say of it. */
+interface Placed {
+  entry: string;
+  digest: Digest;
+  size: number;
+  compression: Compression;
 }
 
 /** The OCI ref-name annotation wants the tag alone; containerd's wants the full name. */
@@ -57,90 +53,129 @@ function annotationsFor(tag: string): Record<string, string> {
 }
 
 /**
- * Writes images as Docker ≥ 25 does: an OCI layout (`oci-layout`, `index.json`, `blobs/`)
- * plus a docker-save `manifest.json`, which Docker 20.10+, Podman and skopeo all load.
- *
- * With `omit`, the files of those layers are left out and only `manifest.json` is written: the
- * shape Docker's classic store loads when it already holds those layers' chain.
+ * Writes image archives as Docker ≥ 25 does: an OCI layout (`oci-layout`, `index.json`,
+ * `blobs/sha256/…`) plus a docker-save `manifest.json`, which Docker 20.10+, Podman and skopeo
+ * all load. Every entry name and every manifest line comes from what was actually written, so
+ * the two halves always describe the same bytes. The OCI half is left out exactly when some
+ * layer is not stored under its digest (omitted for Docker's fast path, or streamed into a
+ * pipe under a provisional name): the archive is then a plain docker-archive.
  */
-export async function writeImageArchive(
-  output: Writable,
-  images: ArchiveImage[],
-  options: { omit?: ReadonlySet<Digest> } = {},
-): Promise<void> {
-  const writer = new TarWriter(output);
-  try {
-    await writeImagesInto(writer, images, options);
-    await writer.finish();
-  } catch (error) {
-    writer.destroy(error as Error);
-    throw error;
-  }
-}
+export class ImageArchiveWriter {
+  private readonly tar: TarWriter;
+  private readonly written = new Map<string, Placed>();
+  private streamedCount = 0;
 
-/** The entries of `writeImageArchive`, into a tar already under way (which the caller finishes). */
-export async function writeImagesInto(
-  writer: TarWriter,
-  images: ArchiveImage[],
-  options: { omit?: ReadonlySet<Digest> } = {},
-): Promise<void> {
-  const written = new Set<string>();
-  const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
-  const index: { mediaType: string; digest: Digest; size: number; annotations?: Record<string, string> }[] = [];
-  const partial = options.omit !== undefined && options.omit.size > 0;
-  for (const image of images) {
-    const layerPaths: string[] = [];
-    for (const layer of image.layers) {
-      if (options.omit?.has(layer.diffId)) {
-        layerPaths.push(blobPath(layer.diffId));
-        continue;
+  constructor(
+    output: Writable,
+    private readonly options: ArchiveWriterOptions = {},
+  ) {
+    this.tar = new TarWriter(output);
+  }
+
+  /**
+   * Copies one layer from a stream whose digest is known only at its end (an engine's save),
+   * hashing it on the way; `name` is the entry's own name in that stream, kept when it is
+   * content-addressed (and then checked).
+   */
+  async addStreamedLayer(body: Readable, size: number, source: string, name: string): Promise<StreamedLayer> {
+    const promised = digestFromName(name);
+    const entry = promised && !this.written.has(blobPath(promised)) ? blobPath(promised) : `base/${this.streamedCount++}.tar`;
+    const measuring = new MeasuringStream(source, { wantDiffId: true });
+    const offset = await this.tar.addStream(entry, size, body, measuring);
+    const facts = measuring.facts();
+    if (promised && facts.digest !== promised) throw corrupt(source, `entry '${name}'`, `its bytes hash to ${facts.digest}`);
+    const placed: Placed = { entry, digest: facts.digest, size, compression: facts.compression };
+    const final = blobPath(facts.digest);
+    if (entry !== final && this.options.renamable && !this.written.has(final)) {
+      this.tar.rename(offset, final, size);
+      placed.entry = final;
+    }
+    if (!this.written.has(placed.entry)) this.written.set(placed.entry, placed);
+    if (!this.written.has(final)) this.written.set(final, placed);
+    return { streamed: true, diffId: facts.diffId ?? facts.digest, digest: facts.digest, size, compression: facts.compression };
+  }
+
+  /** Writes the images: their layers not yet written, configs, manifests; then ends the tar. */
+  async finish(images: ImageToWrite[]): Promise<void> {
+    const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
+    const ociImages: { image: ImageToWrite; layers: Placed[] }[] = [];
+    let complete = true;
+    for (const image of images) {
+      const layerPaths: string[] = [];
+      const placedLayers: Placed[] = [];
+      for (const layer of image.layers) {
+        if ('omitted' in layer) {
+          // Docker's classic store finds the layer by its chain and never opens this name.
+          layerPaths.push(blobPath(layer.diffId));
+          complete = false;
+          continue;
+        }
+        const placed = 'streamed' in layer ? this.written.get(blobPath(layer.digest)) : await this.addLayer(layer);
+        if (!placed) throw new Error(`streamed layer ${layer.diffId} was not written`);
+        if (placed.entry !== blobPath(placed.digest)) complete = false;
+        layerPaths.push(placed.entry);
+        placedLayers.push(placed);
       }
-      if (layer.writtenAs !== undefined) {
-        layerPaths.push(layer.writtenAs);
-        continue;
-      }
-      const path = blobPath(layer.digest);
-      layerPaths.push(path);
-      if (written.has(path)) continue;
-      written.add(path);
-      await writer.addStream(
-        path,
-        layer.size,
-        layer.open(),
-        verifying(layer),
-        progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size),
+      await this.addBlob(blobPath(image.id), image.configBytes);
+      dockerManifest.push({ Config: blobPath(image.id), RepoTags: image.tags, Layers: layerPaths });
+      ociImages.push({ image, layers: placedLayers });
+    }
+    if (complete) await this.writeOciHalf(ociImages);
+    await this.tar.addBuffer('manifest.json', JSON.stringify(dockerManifest));
+    await this.tar.finish();
+  }
+
+  /** Entry headers to rewrite once a renamable output is complete. */
+  headerPatches() {
+    return this.tar.headerPatches();
+  }
+
+  destroy(error?: Error): void {
+    this.tar.destroy(error);
+  }
+
+  private async addBlob(entry: string, bytes: Buffer): Promise<void> {
+    if (this.written.has(entry)) return;
+    this.written.set(entry, { entry, digest: sha256(bytes), size: bytes.length, compression: 'none' });
+    await this.tar.addBuffer(entry, bytes);
+  }
+
+  /** Writes a layer under its digest, stored as it is or, for a reader that cannot take its compression, uncompressed. */
+  private async addLayer(layer: Layer): Promise<Placed> {
+    const inflate = this.options.inflate?.has(layer.compression) === true;
+    if (inflate && layer.uncompressedSize === undefined) {
+      throw corrupt(layer.source, `layer ${layer.diffId}`, `its uncompressed size is not recorded, so it cannot be inflated for the engine`);
+    }
+    const placed: Placed = inflate
+      ? { entry: blobPath(layer.diffId), digest: layer.diffId, size: layer.uncompressedSize ?? 0, compression: 'none' }
+      : { entry: blobPath(layer.digest), digest: layer.digest, size: layer.size, compression: layer.compression };
+    const earlier = this.written.get(placed.entry);
+    if (earlier) return earlier;
+    this.written.set(placed.entry, placed);
+    const label = progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size);
+    if (inflate) await this.tar.addStream(placed.entry, placed.size, openUncompressed(layer), verifyingUncompressed(layer), label);
+    else await this.tar.addStream(placed.entry, placed.size, layer.open(), verifyingStored(layer), label);
+    return placed;
+  }
+
+  private async writeOciHalf(images: { image: ImageToWrite; layers: Placed[] }[]): Promise<void> {
+    const index: { mediaType: string; digest: Digest; size: number; annotations?: Record<string, string> }[] = [];
+    for (const { image, layers } of images) {
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaTypes.ociManifest,
+          config: { mediaType: MediaTypes.ociConfig, digest: image.id, size: image.configBytes.length },
+          layers: layers.map((l) => ({ mediaType: OCI_LAYER_TYPES[l.compression], digest: l.digest, size: l.size })),
+        }),
       );
+      const digest = sha256(manifest);
+      await this.addBlob(blobPath(digest), manifest);
+      const descriptor = { mediaType: MediaTypes.ociManifest, digest, size: manifest.length };
+      if (image.tags.length === 0) index.push(descriptor);
+      for (const tag of image.tags) index.push({ ...descriptor, annotations: annotationsFor(tag) });
     }
-    const configPath = blobPath(image.id);
-    if (!written.has(configPath)) {
-      written.add(configPath);
-      await writer.addBuffer(configPath, image.configBytes);
-    }
-    dockerManifest.push({ Config: configPath, RepoTags: image.tags, Layers: layerPaths });
-    if (partial) continue;
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: image.id, size: image.configBytes.length },
-        layers: image.layers.map((l) => ({ mediaType: LAYER_TYPES[l.compression], digest: l.digest, size: l.size })),
-      }),
-    );
-    const manifestDigest = sha256(manifest);
-    if (!written.has(blobPath(manifestDigest))) {
-      written.add(blobPath(manifestDigest));
-      await writer.addBuffer(blobPath(manifestDigest), manifest);
-    }
-    const descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length };
-    if (image.tags.length === 0) index.push(descriptor);
-    for (const tag of image.tags) index.push({ ...descriptor, annotations: annotationsFor(tag) });
+    await this.tar.addBuffer('index.json', JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: index }));
+    await this.tar.addBuffer('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   }
-  if (!partial) {
-    await writer.addBuffer(
-      'index.json',
-      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: index }),
-    );
-    await writer.addBuffer('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  }
-  await writer.addBuffer('manifest.json', JSON.stringify(dockerManifest));
 }

@@ -15,6 +15,8 @@ export interface BundleBlob {
   digest: Digest;
   size: number;
   mediaType: string;
+  /** Bytes of the layer uncompressed, so a reader that cannot take the compression can be fed the inflated tar. */
+  uncompressedSize?: number;
 }
 
 export interface BundleLayer {
@@ -81,7 +83,12 @@ export function parseMetadata(json: unknown): BundleMetadata {
   check(Array.isArray(doc.blobs), 'metadata has no blobs list');
   for (const b of doc.blobs as unknown[]) {
     check(
-      isRecord(b) && isDigest(b.digest) && Number.isSafeInteger(b.size) && (b.size as number) >= 0 && typeof b.mediaType === 'string',
+      isRecord(b) &&
+        isDigest(b.digest) &&
+        Number.isSafeInteger(b.size) &&
+        (b.size as number) >= 0 &&
+        typeof b.mediaType === 'string' &&
+        (b.uncompressedSize === undefined || (Number.isSafeInteger(b.uncompressedSize) && (b.uncompressedSize as number) >= 0)),
       'a blob entry is malformed',
     );
   }

@@ -1,62 +1,86 @@
 import { BundleFormatError } from '../errors.js';
 import { Catalog } from '../archive/catalog.js';
 import { measure } from '../archive/measure.js';
-import { TarFileCatalog } from '../archive/tar-file-catalog.js';
+import { openSeekableArchive } from '../archive/open.js';
+import type { Layer } from '../image/layer.js';
+import { OCI_LAYER_TYPES } from '../image/media-types.js';
+import type { Digest } from '../util/digest.js';
 import { ArchiveError, DigestMismatchError } from '../errors.js';
-import { blobPath } from '../archive/formats/oci-layout.js';
+import { blobPath } from '../image/blob-names.js';
 import { METADATA_ENTRY, parseMetadata, type BundleBlob, type BundleMetadata } from './format.js';
-import { createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { tempDir } from '../util/cleanup.js';
 
 export interface Bundle {
   path: string;
   catalog: Catalog;
   metadata: BundleMetadata;
+  /** Removes the plain copy of a bundle read from stdin or decompressed, if one was made. */
+  dispose(): Promise<void>;
 }
 
 /**
- * A bundle arriving on stdin (`ddiff diff … -o - | ssh host ddiff load -`) is spooled to a
- * temporary file first: its blobs are verified before anything is loaded, so it is read twice.
- * The file goes when the process exits (see util/cleanup).
+ * Opens a bundle file (or `-`, standard input) and reads its metadata (the first entry). A
+ * bundle on stdin (`ddiff diff … -o - | ssh host ddiff load -`) or compressed as a whole
+ * (`gzip app.ddiff`) is first written out plain to a temporary file: its blobs are verified
+ * before anything is loaded, so it is read twice. That file goes when the process exits.
  */
-async function spoolStdin(stdin: Readable): Promise<string> {
-  const dir = await tempDir('ddiff-bundle-');
-  const file = join(dir.path, 'bundle.ddiff');
-  await pipeline(stdin, createWriteStream(file));
-  return file;
-}
-
-/** Opens a bundle file (or `-`, standard input) and reads its metadata (the first entry). */
 export async function openBundle(path: string, stdin: Readable = process.stdin): Promise<Bundle> {
-  if (path === '-') {
-    const spooled = await spoolStdin(stdin);
-    if ((await stat(spooled)).size === 0) throw new ArchiveError('<stdin>', 'input is empty');
-    return readBundleFile(spooled, '<stdin>');
+  if (path !== '-') {
+    const info = await stat(path).catch(() => undefined);
+    if (!info) throw new ArchiveError(path, 'no such file');
+    if (info.isDirectory()) throw new ArchiveError(path, 'is a directory, expected a bundle file');
+    if (info.size === 0) throw new ArchiveError(path, 'file is empty');
   }
-  return readBundleFile(path, path);
-}
-
-async function readBundleFile(file: string, path: string): Promise<Bundle> {
-  const info = await stat(file).catch(() => undefined);
-  if (!info) throw new ArchiveError(path, 'no such file');
-  if (info.isDirectory()) throw new ArchiveError(path, 'is a directory, expected a bundle file');
-  if (info.size === 0) throw new ArchiveError(path, 'file is empty');
-  const catalog = await TarFileCatalog.open(file, path);
-  if (catalog.names()[0] !== METADATA_ENTRY) {
-    throw new ArchiveError(path, `not a ddiff bundle (first entry is not ${METADATA_ENTRY})`);
-  }
-  let metadata: BundleMetadata;
+  const spool = await tempDir('ddiff-bundle-');
   try {
-    metadata = parseMetadata(await catalog.readJson(METADATA_ENTRY));
+    const catalog = await openSeekableArchive(path, spool.path, stdin);
+    const source = catalog.source;
+    if (catalog.names()[0] !== METADATA_ENTRY) {
+      throw new ArchiveError(source, `not a ddiff bundle (first entry is not ${METADATA_ENTRY})`);
+    }
+    let metadata: BundleMetadata;
+    try {
+      metadata = parseMetadata(await catalog.readJson(METADATA_ENTRY));
+    } catch (error) {
+      if (error instanceof BundleFormatError) throw new ArchiveError(source, error.message);
+      throw error;
+    }
+    return { path: source, catalog, metadata, dispose: spool.dispose };
   } catch (error) {
-    if (error instanceof BundleFormatError) throw new ArchiveError(path, error.message);
+    await spool.dispose();
     throw error;
   }
-  return { path, catalog, metadata };
+}
+
+/** Opens a bundle, runs `use` with it, and removes any temporary copy afterwards. */
+export async function withBundle<T>(path: string, use: (bundle: Bundle) => Promise<T>): Promise<T> {
+  const bundle = await openBundle(path);
+  try {
+    return await use(bundle);
+  } finally {
+    await bundle.dispose();
+  }
+}
+
+/** A layer the bundle carries, as the one layer model (bytes checked as they are read). */
+export async function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest): Promise<Layer> {
+  const path = blobPath(blob);
+  const entry = bundle.catalog.entry(path);
+  const meta = bundle.metadata.blobs.find((b) => b.digest === blob);
+  const compression = await bundle.catalog.compressionOf(path);
+  return {
+    diffId,
+    digest: blob,
+    size: entry.size,
+    mediaType: meta?.mediaType ?? OCI_LAYER_TYPES[compression],
+    compression,
+    ...(meta?.uncompressedSize === undefined ? {} : { uncompressedSize: meta.uncompressedSize }),
+    source: bundle.path,
+    path,
+    open: () => bundle.catalog.open(path),
+  };
 }
 
 /** Checks every blob the metadata lists: present, right size, right sha256. */

@@ -5,17 +5,18 @@ import { PassThrough, Transform, type Readable, type Writable } from 'node:strea
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type { Catalog } from '../archive/catalog.js';
-import { isContentAddressed } from '../archive/formats/build-image.js';
+import { isContentAddressed } from '../image/blob-names.js';
 import { MeasuringStream } from '../archive/measure.js';
 import { DigestMismatchError } from '../errors.js';
-import { formatPlatform, type Image, type Layer } from '../image/image.js';
+import { formatPlatform, type Image } from '../image/image.js';
+import type { Layer } from '../image/layer.js';
 import { TarWriter } from '../tar/writer.js';
 import { spawnFilter } from '../util/compression.js';
 import { ParallelGzip } from '../util/parallel-gzip.js';
 import { progress } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
-import { blobPath } from '../archive/formats/oci-layout.js';
+import { blobPath } from '../image/blob-names.js';
 import { BUNDLE_FORMAT, BUNDLE_VERSION, METADATA_ENTRY, type BundleBlob, type BundleImage, type BundleMetadata } from './format.js';
 
 export const LAYER_MEDIA_TYPES = {

@@ -6,7 +6,8 @@ import { finalBase, parseBuildArgs } from '../build/dockerfile.js';
 import { Engine, type EngineChoice } from '../engine/engine.js';
 import { DdiffError, UsageError } from '../errors.js';
 import { tempDir } from '../util/cleanup.js';
-import { diffAgainst, type DiffOptions, type Reporter } from './diff.js';
+import { diffAgainst, type DiffOptions } from './diff.js';
+import type { Reporter } from './report.js';
 
 export interface BuildOptions extends EngineChoice {
   diff?: boolean;

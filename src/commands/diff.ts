@@ -9,9 +9,10 @@ import { UsageError } from '../errors.js';
 import { parsePlatform, type Image } from '../image/image.js';
 import { selectImages } from '../image/platform.js';
 import { tempDir } from '../util/cleanup.js';
-import { shortId, type Digest } from '../util/digest.js';
+import { shortId } from '../util/digest.js';
 import { humanSize } from '../util/format.js';
-import { readHaveList } from './have.js';
+import { type BaseInfo, readHaveList } from '../bundle/have-list.js';
+import type { Reporter } from './report.js';
 import { isArchivePath, resolveInput } from './inputs.js';
 
 export interface DiffOptions extends EngineChoice {
@@ -21,11 +22,6 @@ export interface DiffOptions extends EngineChoice {
   level?: string;
   compress?: string;
   platform?: string;
-}
-
-export interface Reporter {
-  out: (text: string) => void;
-  warn: (text: string) => void;
 }
 
 const LEVEL_RANGES = { gzip: [1, 9], zstd: [1, 19], none: [0, 0] } as const;
@@ -55,14 +51,6 @@ export function defaultBundleName(image: Image): string {
   const hasTag = colon > tag.lastIndexOf('/');
   const name = basename(hasTag ? tag.slice(0, colon) : tag);
   return `${name}_${hasTag ? tag.slice(colon + 1) : 'latest'}.ddiff`.replace(/[^A-Za-z0-9._-]/g, '_');
-}
-
-/** What the base host has: from metadata only (inspect, an archive's configs, or a have-list). */
-export interface BaseInfo {
-  reference?: string;
-  ids: Digest[];
-  tags: string[];
-  diffIds: Set<Digest>;
 }
 
 export const SCRATCH_BASE: BaseInfo = { ids: [], tags: [], diffIds: new Set() };

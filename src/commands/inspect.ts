@@ -1,10 +1,9 @@
 import { stat } from 'node:fs/promises';
-import { openBundle, verifyBundle } from '../bundle/read.js';
+import { openBundle } from '../bundle/read.js';
 import type { BundleMetadata } from '../bundle/format.js';
 import { shortId, type Digest } from '../util/digest.js';
 import { humanSize, table } from '../util/format.js';
-import type { Reporter } from './diff.js';
-import { findBase, type LoadOptions } from './load.js';
+import type { Reporter } from './report.js';
 
 export interface BundleSummary {
   bundle: string;
@@ -24,6 +23,7 @@ export interface BundleSummary {
 
 export async function summarize(path: string): Promise<BundleSummary> {
   const bundle = await openBundle(path);
+  await bundle.dispose(); // only the metadata is used
   const { metadata } = bundle;
   const size = (await stat(path)).size;
   const blobSize = new Map(metadata.blobs.map((b) => [b.digest, b.size]));
@@ -84,22 +84,4 @@ export async function inspect(path: string, options: { json?: boolean }, report:
     lines.push(table(rows).replace(/^/gm, '  '));
   }
   report.out(lines.join('\n'));
-}
-
-/** `ddiff verify BUNDLE [--base …]`: every blob checked; with a base, that it has what is needed. */
-export async function verify(path: string, options: LoadOptions, report: Reporter): Promise<void> {
-  const bundle = await openBundle(path);
-  await verifyBundle(bundle);
-  const needed = [...new Set(bundle.metadata.images.flatMap((i) => i.layers.filter((l) => !l.blob).map((l) => l.diffId)))];
-  let baseName: string | null = null;
-  if (options.base !== undefined) {
-    const base = await findBase(bundle, needed, options);
-    baseName = base.kind === 'none' ? null : base.name;
-  }
-  const result = { bundle: path, ok: true, blobs: bundle.metadata.blobs.length, needed: needed.length, base: baseName };
-  if (options.json) report.out(JSON.stringify(result, null, 2));
-  else
-    report.out(
-      `${path}: OK, ${result.blobs} blob(s) verified${baseName ? `; base ${baseName} holds the ${needed.length} needed layer(s)` : ''}`,
-    );
 }

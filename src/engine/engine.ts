@@ -1,6 +1,7 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { EngineError, UsageError } from '../errors.js';
+import { type Child, startChild } from './child.js';
 import type { Platform } from '../image/image.js';
 import { isDigest, type Digest } from '../util/digest.js';
 import { isRecord } from '../util/json.js';
@@ -81,40 +82,29 @@ export class Engine {
    * Starts the engine CLI. `exit` settles when it has exited: rejecting, on failure, with its
    * own message (see engineMessage) and how it ended.
    */
-  private start(args: string[], stdin?: Readable): { stdout: Readable; exit: Promise<void>; kill: () => void } {
-    const child = spawn(this.name, args, { stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    const { stdout, stderr } = child as unknown as { stdout: Readable; stderr: Readable };
-    let err = '';
-    stderr.setEncoding('utf8').on('data', (t: string) => {
-      if (err.length < 16_384) err += t;
-    });
-    const exit = new Promise<void>((resolve, reject) => {
-      if (stdin && child.stdin) {
-        stdin.on('error', (error) => {
-          child.kill('SIGTERM');
-          reject(error);
-        });
-        child.stdin.on('error', () => undefined); // EPIPE when the engine quits early: reported by its exit
-        stdin.pipe(child.stdin);
-      }
-      child.on('error', (error) => reject(new EngineError(`${this.name} could not be started: ${error.message}`, { cause: error })));
-      child.on('close', (code, signal) => {
-        if (code === 0) return resolve();
+  private start(args: string[], options: { stdin: boolean }): { child: Child; exit: Promise<void> } {
+    const child = startChild(this.name, args, options);
+    const exit = Promise.race([
+      child.spawnError.then((error) => {
+        throw new EngineError(`${this.name} could not be started: ${error.message}`, { cause: error });
+      }),
+      child.closed.then(({ code, signal }) => {
+        if (code === 0) return;
         const how = signal ? `killed by ${signal}` : `exit ${code}`;
-        const said = engineMessage(err);
-        reject(new EngineError(`${commandName(this.name, args)} failed: ${said ? (signal ? `${said} (${how})` : said) : how}`));
-      });
-    });
+        const said = engineMessage(child.stderrText());
+        throw new EngineError(`${commandName(this.name, args)} failed: ${said ? (signal ? `${said} (${how})` : said) : how}`);
+      }),
+    ]);
     exit.catch(() => undefined);
-    return { stdout, exit, kill: () => child.exitCode === null && child.kill('SIGTERM') };
+    return { child, exit };
   }
 
-  /** Runs the engine CLI; resolves with stdout (or pipes it to `io.stdout`). */
-  async run(args: string[], io: { stdin?: Readable; stdout?: Writable } = {}): Promise<string> {
-    const { stdout, exit } = this.start(args, io.stdin);
+  /** Runs the engine CLI; resolves with its stdout (or pipes it to `io.stdout`). */
+  async run(args: string[], io: { stdout?: Writable } = {}): Promise<string> {
+    const { child, exit } = this.start(args, { stdin: false });
     let out = '';
-    if (io.stdout) stdout.pipe(io.stdout, { end: false });
-    else stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
+    if (io.stdout) child.stdout.pipe(io.stdout, { end: false });
+    else child.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
     await exit;
     return out;
   }
@@ -174,21 +164,28 @@ export class Engine {
   }
 
   /**
-   * `save` of one image as a stream (docker-archive); `done` settles when the engine exits,
-   * rejecting with the engine's own message.
+   * `save` of images as one docker-archive stream; `done` settles when the engine exits,
+   * rejecting with its own message; `stop` ends it early and waits for it.
    */
-  saveStream(ref: string): { stream: Readable; done: Promise<void> } {
-    const args = this.name === 'podman' ? ['save', '--format', 'docker-archive', ref] : ['save', ref];
-    const { stdout, exit, kill } = this.start(args);
-    stdout.on('close', () => {
-      if (!stdout.readableEnded) kill(); // the reader gave up: stop the save
-    });
-    return { stream: stdout, done: exit };
+  saveStream(refs: string[]): { stream: Readable; done: Promise<void>; stop: () => Promise<void> } {
+    const args = ['save'];
+    if (this.name === 'podman') args.push('--format', 'docker-archive', ...(refs.length > 1 ? ['--multi-image-archive'] : []));
+    const { child, exit } = this.start([...args, ...refs], { stdin: false });
+    return { stream: child.stdout, done: exit, stop: () => child.stop() };
   }
 
-  /** Feeds an archive stream to `load`; resolves with what the engine printed. */
-  load(archive: Readable): Promise<string> {
-    return this.run(['load'], { stdin: archive });
+  /**
+   * Starts `load`, reading an archive from `input`. `done` resolves with what the engine printed
+   * or rejects with its message; `stop` ends the input, stops the engine and waits for it.
+   */
+  startLoad(): { input: Writable; done: Promise<string>; stop: () => Promise<void> } {
+    const { child, exit } = this.start(['load'], { stdin: true });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
+    const done = exit.then(() => out);
+    done.catch(() => undefined);
+    if (!child.stdin) throw new EngineError(`${this.name} load: no input stream`);
+    return { input: child.stdin, done, stop: () => child.stop() };
   }
 
   /** True when Docker keeps images in its classic graphdriver store (not containerd's). */

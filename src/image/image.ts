@@ -1,5 +1,6 @@
-import type { Compression } from '../util/compression.js';
+import { UsageError } from '../errors.js';
 import type { Digest } from '../util/digest.js';
+import type { Layer } from './layer.js';
 
 export interface Platform {
   os: string;
@@ -11,22 +12,6 @@ export interface HistoryEntry {
   createdBy: string;
   created?: string;
   emptyLayer: boolean;
-}
-
-/** One layer of an image, as stored in a particular archive. */
-export interface Layer {
-  /** sha256 of the uncompressed layer tar, from the config's rootfs.diff_ids. */
-  diffId: Digest;
-  /** sha256 of the bytes as stored in this archive (compressed or not). */
-  digest: Digest;
-  mediaType: string;
-  compression: Compression;
-  /** Bytes as stored. */
-  size: number;
-  /** The history line that created this layer, when the config has one. */
-  createdBy?: string;
-  /** Entry name of the stored bytes inside the archive. */
-  path: string;
 }
 
 /** One image, whatever layout it was read from. */
@@ -48,7 +33,7 @@ export function formatPlatform(platform: Platform): string {
 
 export function parsePlatform(text: string): Platform {
   const [os, architecture, variant] = text.split('/');
-  if (!os || !architecture) throw new Error(`platform '${text}' is not of the form os/arch[/variant]`);
+  if (!os || !architecture) throw new UsageError(`platform '${text}' is not of the form os/arch[/variant]`);
   return variant ? { os, architecture, variant } : { os, architecture };
 }
 

@@ -1,5 +1,5 @@
 import { rmSync, statSync } from 'node:fs';
-import { DdiffError } from '../errors.js';
+import { DdiffError, ExitCode } from '../errors.js';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -10,22 +10,46 @@ import { randomBytes } from 'node:crypto';
  * and also on SIGINT/SIGTERM, so an interrupted run leaves nothing behind.
  */
 const pending = new Set<string>();
+/** Work to stop before an interrupted ddiff exits (engine children): each resolves once stopped. */
+const stoppers = new Set<() => Promise<void>>();
 let handlersInstalled = false;
+let interrupted = false;
+
+/** Longest an interrupt waits for children to stop (they get SIGKILL after their own grace). */
+const INTERRUPT_DEADLINE_MS = 8_000;
 
 function installHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
   for (const [signal, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
+    ['SIGINT', ExitCode.sigint],
+    ['SIGTERM', ExitCode.sigterm],
   ] as const) {
     process.on(signal, () => {
-      removeAllNow();
-      process.stderr.write(`ddiff: interrupted (${signal})\n`);
-      process.exit(code);
+      if (interrupted) return;
+      interrupted = true;
+      const stopping = Promise.allSettled([...stoppers].map((stop) => stop()));
+      const deadline = new Promise((resolve) => setTimeout(resolve, INTERRUPT_DEADLINE_MS).unref());
+      void Promise.race([stopping, deadline]).then(() => {
+        removeAllNow();
+        process.stderr.write(`ddiff: interrupted (${signal})\n`);
+        process.exit(code);
+      });
     });
   }
   process.on('exit', removeAllNow);
+}
+
+/** True once SIGINT/SIGTERM arrived: the command's own failure that follows is not reported. */
+export function isInterrupted(): boolean {
+  return interrupted;
+}
+
+/** Runs `stop` (and waits for it) if ddiff is interrupted; returns the function that unregisters it. */
+export function onInterrupt(stop: () => Promise<void>): () => void {
+  installHandlers();
+  stoppers.add(stop);
+  return () => stoppers.delete(stop);
 }
 
 function removeAllNow(): void {

@@ -69,7 +69,8 @@ before(async () => {
 });
 
 after(async () => {
-  process.env.DDIFF_TMPDIR = saved;
+  if (saved === undefined) delete process.env.DDIFF_TMPDIR; // assigning undefined would store the string 'undefined'
+  else process.env.DDIFF_TMPDIR = saved;
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -95,7 +96,11 @@ async function read(seed: Seed, bytes: Buffer, mode: Mode): Promise<void> {
         return;
       }
       const bundle = await openBundle(path);
-      await verifyBundle(bundle);
+      try {
+        await verifyBundle(bundle);
+      } finally {
+        await bundle.dispose();
+      }
       return;
     }
     if (mode === 'command') {

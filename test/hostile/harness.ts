@@ -146,7 +146,7 @@ type Commands = {
   list: typeof import('../../src/commands/list.js').list;
   diff: typeof import('../../src/commands/diff.js').diff;
   load: typeof import('../../src/commands/load.js').load;
-  verify: typeof import('../../src/commands/inspect.js').verify;
+  verify: typeof import('../../src/commands/verify.js').verify;
 };
 let commands: Commands | undefined;
 async function loadCommands(): Promise<Commands> {
@@ -154,7 +154,7 @@ async function loadCommands(): Promise<Commands> {
     list: (await import('../../src/commands/list.js')).list,
     diff: (await import('../../src/commands/diff.js')).diff,
     load: (await import('../../src/commands/load.js')).load,
-    verify: (await import('../../src/commands/inspect.js')).verify,
+    verify: (await import('../../src/commands/verify.js')).verify,
   };
   return commands;
 }
@@ -211,7 +211,8 @@ export async function runInProcessDetailed(
       const e = error as Error & { code?: string };
       return { outcome: typeof e.code === 'string' ? `${e.name}(${e.code})` : e.name, error, out };
     } finally {
-      process.env.DDIFF_TMPDIR = saved;
+      if (saved === undefined) delete process.env.DDIFF_TMPDIR; // assigning undefined would store the string 'undefined'
+      else process.env.DDIFF_TMPDIR = saved;
       assert.deepEqual(await listTree(tmp), [], `in-process ${command}: temporary files left`);
     }
   });

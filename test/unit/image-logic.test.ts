@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { detectCompression } from '../../src/util/compression.js';
 import { layerCreators, parseConfig } from '../../src/image/config.js';
-import { digestFromName } from '../../src/archive/formats/build-image.js';
+import { digestFromName } from '../../src/image/blob-names.js';
 import { makeTar } from '../helpers/tar.js';
 
 const HEX = '3fecbb9b735c0ec6a71533b4c37f281073159f0372b2232b2a2b71259a9ea7be';

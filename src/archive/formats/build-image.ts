@@ -1,7 +1,9 @@
 import { ConfigError } from '../../errors.js';
 import { layerCreators, parseConfig } from '../../image/config.js';
-import type { Image, Layer } from '../../image/image.js';
-import type { Compression } from '../../util/compression.js';
+import { digestFromName } from '../../image/blob-names.js';
+import type { Image } from '../../image/image.js';
+import type { Layer } from '../../image/layer.js';
+import { DOCKER_LAYER_TYPES } from '../../image/media-types.js';
 import { isDigest, sha256, type Digest } from '../../util/digest.js';
 import type { Catalog } from '../catalog.js';
 
@@ -22,14 +24,6 @@ export interface ImageRefs {
   manifestDigest?: Digest;
 }
 
-const CONTENT_ADDRESSED = /(?:^|\/)(?:sha256[:/])?([0-9a-f]{64})(?:\.json)?$/;
-
-/** The digest an entry's name promises (`blobs/sha256/<hex>`, `<hex>.json`, `<hex>`), if any. */
-export function digestFromName(path: string): Digest | undefined {
-  const match = CONTENT_ADDRESSED.exec(path);
-  return match ? `sha256:${match[1]}` : undefined;
-}
-
 /** Why a layer media type cannot be handled (encrypted layers need keys ddiff does not have). */
 function unsupportedLayerType(mediaType: string | undefined): string | undefined {
   if (mediaType === undefined) return undefined;
@@ -37,22 +31,6 @@ function unsupportedLayerType(mediaType: string | undefined): string | undefined
   if (!/tar|rootfs\.diff|layer/.test(mediaType)) return `has media type ${mediaType}, which is not a filesystem layer`;
   return undefined;
 }
-
-/**
- * True when an entry is named by its digest, which then vouches for its stored bytes; other
- * compressed bytes are checked by inflating them against their diffID.
- */
-export function isContentAddressed(path: string): boolean {
-  return digestFromName(path) !== undefined;
-}
-
-const DOCKER_LAYER_MEDIA_TYPES: Record<Compression, string> = {
-  none: 'application/vnd.docker.image.rootfs.diff.tar',
-  gzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
-  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-  bzip2: 'application/vnd.docker.image.rootfs.diff.tar',
-  xz: 'application/vnd.docker.image.rootfs.diff.tar',
-};
 
 /**
  * Builds the image model from a config entry and the layer entries a manifest names. Reads
@@ -99,16 +77,19 @@ export async function buildImage(catalog: Catalog, refs: ImageRefs): Promise<Ima
       // Hashed with the diffID too: verifying asks for it next, and one pass gives both.
       digest = compression === 'none' ? diffId : (await catalog.facts(ref.path, true)).digest;
     }
+    const createdBy = creators[i];
+    const path = entry.name;
     const layer: Layer = {
       diffId,
       digest,
-      mediaType: ref.mediaType ?? DOCKER_LAYER_MEDIA_TYPES[compression],
+      mediaType: ref.mediaType ?? DOCKER_LAYER_TYPES[compression],
       compression,
       size: entry.size,
-      path: entry.name,
+      source: catalog.source,
+      path,
+      open: () => catalog.open(path),
+      ...(createdBy === undefined ? {} : { createdBy }),
     };
-    const createdBy = creators[i];
-    if (createdBy !== undefined) layer.createdBy = createdBy;
     layers.push(layer);
   }
   const image: Image = { tags: refs.tags, id, platform: config.platform, configBytes, layers, history: config.history };

@@ -22,12 +22,14 @@ export async function readDockerArchive(catalog: Catalog, manifest: unknown[]): 
     const tags = Array.isArray(item.RepoTags) ? item.RepoTags.filter((t): t is string => typeof t === 'string') : [];
     const image = await buildImage(catalog, { configPath: item.Config, layers, tags });
     // Docker 25 records the distribution descriptor of each layer it did not store plainly.
-    for (const layer of image.layers) {
+    image.layers = image.layers.map((layer) => {
       const source = sources[layer.diffId];
-      if (isRecord(source) && typeof source.mediaType === 'string') layer.mediaType = source.mediaType;
-      const digest = isRecord(source) ? optionalDigest(source.digest) : undefined;
-      if (digest && layer.path.endsWith(digest.slice(7))) layer.digest = digest;
-    }
+      if (!isRecord(source)) return layer;
+      const mediaType = typeof source.mediaType === 'string' ? source.mediaType : layer.mediaType;
+      const recorded = optionalDigest(source.digest);
+      const digest = recorded && layer.path.endsWith(recorded.slice(7)) ? recorded : layer.digest;
+      return { ...layer, mediaType, digest };
+    });
     images.push(image);
   }
   return images;

@@ -1,5 +1,7 @@
+import { blobPath } from '../../image/blob-names.js';
 import type { Image, Platform } from '../../image/image.js';
-import { hexOf, isDigest, sha256, type Digest } from '../../util/digest.js';
+import { INDEX_TYPES } from '../../image/media-types.js';
+import { isDigest, sha256, type Digest } from '../../util/digest.js';
 import type { Catalog } from '../catalog.js';
 import { buildImage, isRecord, type LayerRef } from './build-image.js';
 
@@ -10,14 +12,9 @@ export interface AbsentManifest {
   tags: string[];
 }
 
-const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const CONTAINERD_NAME = 'io.containerd.image.name';
 const MAX_DEPTH = 8;
-
-export function blobPath(digest: Digest): string {
-  return `blobs/sha256/${hexOf(digest)}`;
-}
 
 function descriptorPlatform(value: unknown): Platform | undefined {
   if (!isRecord(value) || typeof value.os !== 'string' || typeof value.architecture !== 'string') return undefined;

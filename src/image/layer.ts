@@ -1,0 +1,75 @@
+import type { Readable, Transform } from 'node:stream';
+import { corrupt } from '../errors.js';
+import type { Compression } from '../util/compression.js';
+import { decompressor } from '../util/compression.js';
+import { DigestingStream, type Digest } from '../util/digest.js';
+
+/**
+ * One layer of an image, wherever its bytes are (an archive file, a layout directory, a spooled
+ * stdin, a bundle, an engine's save stream): its identity and a way to read its stored bytes.
+ * Writers derive every entry name and manifest line from these fields, so what they describe
+ * and what they write cannot disagree.
+ */
+export interface Layer {
+  /** sha256 of the uncompressed layer tar, from the config's rootfs.diff_ids. */
+  readonly diffId: Digest;
+  /** sha256 of the bytes as stored (compressed or not). */
+  readonly digest: Digest;
+  /** Bytes as stored. */
+  readonly size: number;
+  /** Bytes of the uncompressed tar, when known without reading it (bundles record it). */
+  readonly uncompressedSize?: number;
+  readonly mediaType: string;
+  /** Compression of the stored bytes, read from their magic bytes (media types lie). */
+  readonly compression: Compression;
+  /** The history line that created this layer, when the config has one. */
+  readonly createdBy?: string;
+  /** The user's name for where the bytes are (archive path, bundle path, `docker save x`), for messages. */
+  readonly source: string;
+  /** Entry name of the stored bytes inside `source`. */
+  readonly path: string;
+  /** Streams the stored bytes. */
+  open(): Readable;
+}
+
+/**
+ * A layer deliberately left out of a written archive: Docker's classic store finds it by its
+ * chain (the fast path). Only its diffID is known and needed.
+ */
+export interface OmittedLayer {
+  readonly omitted: true;
+  readonly diffId: Digest;
+}
+
+/** How a layer is named in messages: its entry and its diffID. */
+export function describeLayer(layer: Pick<Layer, 'path' | 'diffId'>): string {
+  return `layer '${layer.path}' (diffID ${layer.diffId})`;
+}
+
+/**
+ * Passes a layer's stored bytes through and fails at their end when they do not hash to its
+ * digest: corrupt input must never complete as output.
+ */
+export function verifyingStored(layer: Layer): Transform {
+  return new DigestingStream({
+    digest: layer.digest,
+    mismatch: (got) => corrupt(layer.source, describeLayer(layer), `its bytes hash to ${got}, expected ${layer.digest}`),
+  });
+}
+
+/** Passes uncompressed layer bytes through and fails at their end unless they hash to the diffID. */
+export function verifyingUncompressed(layer: Pick<Layer, 'source' | 'path' | 'diffId'>): DigestingStream {
+  return new DigestingStream({
+    digest: layer.diffId,
+    mismatch: (got) => corrupt(layer.source, describeLayer(layer), `its uncompressed bytes hash to ${got}, not its diffID`),
+  });
+}
+
+/** The layer's uncompressed tar, for a consumer that cannot read its compression. */
+export function openUncompressed(layer: Layer): Readable {
+  const stored = layer.open();
+  if (layer.compression === 'none') return stored;
+  const inflate = decompressor(layer.compression, layer.source);
+  stored.on('error', (error) => inflate.destroy(error));
+  return stored.pipe(inflate);
+}
