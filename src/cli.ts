@@ -6,7 +6,8 @@ import type { BuildOptions } from './commands/build.js';
 import type { HaveOptions } from './commands/have.js';
 import type { LoadOptions } from './commands/load.js';
 import { configureProgress } from './util/progress.js';
-import { DdiffError, errorMessage, UsageError } from './errors.js';
+import { DdiffError, errorMessage, ExitCode, UsageError } from './errors.js';
+import { isInterrupted } from './util/cleanup.js';
 
 const engineOption = () =>
   new Option('--engine <name>', 'container engine for image references (env DDIFF_ENGINE)').choices(['docker', 'podman']);
@@ -166,13 +167,15 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
     return 0;
-  } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    error = describeSystemError(error);
+  } catch (thrown) {
+    if (thrown instanceof CommanderError) return thrown.exitCode === 0 ? 0 : ExitCode.usage;
+    // An interrupt makes the work fail (its streams are cut): the "interrupted" line says why.
+    if (isInterrupted()) return new Promise<number>(() => undefined);
+    const error = describeSystemError(thrown);
     const prefix = process.env.NO_COLOR || !process.stderr.isTTY ? 'ddiff: error: ' : '\u001b[31mddiff: error:\u001b[0m ';
     process.stderr.write(`${prefix}${printable(errorMessage(error))}\n`);
     if (process.env.DDIFF_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-    return error instanceof DdiffError ? error.exitCode : 1;
+    return error instanceof DdiffError ? error.exitCode : ExitCode.failure;
   }
 }
 

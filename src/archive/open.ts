@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { open, stat } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { ArchiveError, DdiffError } from '../errors.js';
 import { decompressor, detectCompression } from '../util/compression.js';
 import { BLOCK, decodeHeader, isZeroBlock } from '../tar/header.js';
@@ -91,15 +91,21 @@ async function openTarFile(path: string, source: string, head: Buffer): Promise<
  * Opens an archive so that its entries can be read more than once: files and directories as
  * they are; a compressed file or stdin is first decompressed into a file under `spoolDir`.
  */
-export async function openSeekableArchive(input: string, spoolDir: string, stdin: Readable = process.stdin): Promise<Catalog> {
+export async function openSeekableArchive(
+  input: string,
+  spoolDir: string,
+  stdin: Readable = process.stdin,
+  /** The user's name for it, when `input` is a file ddiff made (an engine's save). */
+  name?: string,
+): Promise<Catalog> {
+  const source = name ?? (input === '-' ? '<stdin>' : input);
   if (input !== '-') {
     const info = await stat(input).catch(() => undefined);
     const head = info?.isFile() ? await readHead(input) : undefined;
-    if (head !== undefined && head.length > 0 && detectCompression(head) === 'none') return openTarFile(input, input, head);
+    if (head !== undefined && head.length > 0 && detectCompression(head) === 'none') return openTarFile(input, source, head);
     // Directories, empty or missing files: as openArchive takes (and reports) them.
     if (head === undefined || head.length === 0) return openArchive(input);
   }
-  const source = input === '-' ? '<stdin>' : input;
   const raw = input === '-' ? stdin : createReadStream(input, { highWaterMark: 1 << 20 });
   const head = await peek(raw);
   if (head.length === 0) throw new ArchiveError(source, 'input is empty');

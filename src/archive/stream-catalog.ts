@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { DdiffError, errorMessage, TarFormatError, TarTruncatedError } from '../errors.js';
 import { readTarStream } from '../tar/extract.js';
 import { isContentAddressed } from '../image/blob-names.js';

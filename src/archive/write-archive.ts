@@ -144,7 +144,11 @@ export class ImageArchiveWriter {
   private async addLayer(layer: Layer): Promise<Placed> {
     const inflate = this.options.inflate?.has(layer.compression) === true;
     if (inflate && layer.uncompressedSize === undefined) {
-      throw corrupt(layer.source, `layer ${layer.diffId}`, `its uncompressed size is not recorded, so it cannot be inflated for the engine`);
+      throw corrupt(
+        layer.source,
+        `layer ${layer.diffId}`,
+        `its uncompressed size is not recorded, so it cannot be inflated for the engine`,
+      );
     }
     const placed: Placed = inflate
       ? { entry: blobPath(layer.diffId), digest: layer.diffId, size: layer.uncompressedSize ?? 0, compression: 'none' }

@@ -1,5 +1,5 @@
 import { BundleFormatError } from '../errors.js';
-import { Catalog } from '../archive/catalog.js';
+import type { Catalog } from '../archive/catalog.js';
 import { measure } from '../archive/measure.js';
 import { openSeekableArchive } from '../archive/open.js';
 import type { Layer } from '../image/layer.js';

@@ -76,7 +76,7 @@ async function openTarget(input: string, spoolDir: string, options: DiffOptions)
   await engine.inspect(input); // a clear error for a missing image before a slow save
   const file = `${spoolDir}/target-${Date.now()}.tar`;
   await engine.save([input], file);
-  return openSeekableArchive(file, spoolDir);
+  return openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${input}`);
 }
 
 /** `ddiff diff BASE TARGET…` / `ddiff diff --have FILE TARGET…`. */

@@ -18,7 +18,13 @@ async function verifyWith(bundle: Bundle, path: string, options: LoadOptions, re
     const spool = await tempDir('ddiff-verify-');
     try {
       let engine: Engine | undefined;
-      const base = await chooseBase(bundle, needed, { base: options.base, preferEngine: false }, spool.path, () => (engine ??= Engine.choose(options)));
+      const base = await chooseBase(
+        bundle,
+        needed,
+        { base: options.base, preferEngine: false },
+        spool.path,
+        () => (engine ??= Engine.choose(options)),
+      );
       baseName = base.kind === 'none' ? null : base.name;
     } finally {
       await spool.dispose();
@@ -26,5 +32,8 @@ async function verifyWith(bundle: Bundle, path: string, options: LoadOptions, re
   }
   const result = { bundle: path, ok: true, blobs: bundle.metadata.blobs.length, needed: needed.length, base: baseName };
   if (options.json) report.out(JSON.stringify(result, null, 2));
-  else report.out(`${path}: OK, ${result.blobs} blob(s) verified${baseName ? `; base ${baseName} holds the ${needed.length} needed layer(s)` : ''}`);
+  else
+    report.out(
+      `${path}: OK, ${result.blobs} blob(s) verified${baseName ? `; base ${baseName} holds the ${needed.length} needed layer(s)` : ''}`,
+    );
 }

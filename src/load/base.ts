@@ -1,7 +1,7 @@
 import type { Bundle } from '../bundle/read.js';
 import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
-import { type Engine, type EngineImage } from '../engine/engine.js';
+import type { Engine, EngineImage } from '../engine/engine.js';
 import { MissingLayersError } from '../errors.js';
 import type { Layer } from '../image/layer.js';
 import { isArchivePath } from '../commands/inputs.js';

@@ -13,11 +13,7 @@ import type { BaseSource } from './base.js';
 export type ArchiveJob = (out: Writable, options: ArchiveWriterOptions) => Promise<readonly HeaderPatch[]>;
 
 /** The images to write, their base layers taken from `baseLayer`. */
-async function imagesFrom(
-  bundle: Bundle,
-  images: BundleImage[],
-  baseLayer: (diffId: Digest) => LayerToWrite,
-): Promise<ImageToWrite[]> {
+async function imagesFrom(bundle: Bundle, images: BundleImage[], baseLayer: (diffId: Digest) => LayerToWrite): Promise<ImageToWrite[]> {
   return Promise.all(
     images.map(async (image) => ({
       id: image.id,
@@ -52,7 +48,9 @@ export function planArchive(
         const copied = await copyEngineBase(base, writer);
         const missing = needed.filter((d) => !copied.has(d));
         if (missing.length > 0) {
-          throw new MissingLayersError(`base ${base.engine.name}:${base.name} lacks ${missing.length} layer(s) the bundle needs: ${missing.join(', ')}`);
+          throw new MissingLayersError(
+            `base ${base.engine.name}:${base.name} lacks ${missing.length} layer(s) the bundle needs: ${missing.join(', ')}`,
+          );
         }
         baseLayer = (diffId) => copied.get(diffId)!;
       } else {

@@ -869,7 +869,12 @@ export const CASES: HostileCase[] = [
     name: 'bundle-oversize-metadata',
     input: 'a bundle whose metadata is padded with spaces to 8 MiB + 1 byte',
     build: async (ctx, path) =>
-      put(path, await repack(ctx.bundleBytes, (f) => void (f[0]!.content = String(f[0]!.content).padEnd((8 << 20) + 1, ' ')))),
+      put(
+        path,
+        await repack(ctx.bundleBytes, (f) => {
+          f[0]!.content = String(f[0]!.content).padEnd((8 << 20) + 1, ' ');
+        }),
+      ),
     runs: each(BUNDLE_COMMANDS, fails('ArchiveError', /'ddiff-bundle\.json' is 8388609 bytes, over the 8388608-byte limit for JSON/)),
   },
   {

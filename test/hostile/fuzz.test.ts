@@ -69,7 +69,8 @@ before(async () => {
 });
 
 after(async () => {
-  if (saved === undefined) delete process.env.DDIFF_TMPDIR; // assigning undefined would store the string 'undefined'
+  if (saved === undefined)
+    delete process.env.DDIFF_TMPDIR; // assigning undefined would store the string 'undefined'
   else process.env.DDIFF_TMPDIR = saved;
   if (dir) await rm(dir, { recursive: true, force: true });
 });

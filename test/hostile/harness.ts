@@ -211,7 +211,8 @@ export async function runInProcessDetailed(
       const e = error as Error & { code?: string };
       return { outcome: typeof e.code === 'string' ? `${e.name}(${e.code})` : e.name, error, out };
     } finally {
-      if (saved === undefined) delete process.env.DDIFF_TMPDIR; // assigning undefined would store the string 'undefined'
+      if (saved === undefined)
+        delete process.env.DDIFF_TMPDIR; // assigning undefined would store the string 'undefined'
       else process.env.DDIFF_TMPDIR = saved;
       assert.deepEqual(await listTree(tmp), [], `in-process ${command}: temporary files left`);
     }

@@ -1,3 +1,5 @@
+import type { BundleMetadata } from '../../src/bundle/format.js';
+import type { BundleSummary } from '../../src/commands/inspect.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -18,6 +20,7 @@ async function scratch(t: { after: (fn: () => Promise<void>) => void }): Promise
   return dir;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the CLI's JSON under test; the fields used are asserted
 async function json(args: string[]): Promise<any> {
   const r = await runCli(args);
   assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
@@ -38,13 +41,12 @@ test('two targets sharing a layer: the bundle stores it once, and both load', as
     fixture('docker-multi.tar'),
   ]);
   const appLayer = expected['docker-app.tar']![0]!.diffIds[2]!;
-  const blobsFor = (meta: any) =>
-    meta.images.flatMap((i: any) => i.layers.filter((l: any) => l.diffId === appLayer).map((l: any) => l.blob));
+  const blobsFor = (meta: BundleMetadata) => meta.images.flatMap((i) => i.layers.filter((l) => l.diffId === appLayer).map((l) => l.blob));
   const appBlobs = new Set(blobsFor(both.metadata));
   assert.equal(appBlobs.size, 1, 'app layer stored once though two targets hold it');
-  assert.equal(both.metadata.blobs.filter((b: any) => appBlobs.has(b.digest)).length, 1);
+  assert.equal((both.metadata as BundleMetadata).blobs.filter((b) => appBlobs.has(b.digest)).length, 1);
   const multiOnly = await json(['diff', '--json', '-o', join(dir, 'multi.ddiff'), fixture('docker-base.tar'), fixture('docker-multi.tar')]);
-  const blobBytes = (meta: any) => meta.blobs.reduce((n: number, b: any) => n + b.size, 0);
+  const blobBytes = (meta: BundleMetadata) => meta.blobs.reduce((n, b) => n + b.size, 0);
   assert.equal(blobBytes(both.metadata), blobBytes(multiOnly.metadata), 'adding app again adds no blob bytes');
   const entries = spawnSync('tar', ['-tf', join(dir, 'both.ddiff')], { encoding: 'utf8' })
     .stdout.trim()
@@ -101,7 +103,7 @@ test('inspect and verify report sizes and checks as JSON', async (t) => {
   assert.ok(info.fullSize > info.size);
   assert.equal(info.saved, info.fullSize - info.size);
   assert.deepEqual(
-    info.images[0].layers.map((l: any) => l.included),
+    (info as BundleSummary).images[0]!.layers.map((l) => l.included),
     [false, false, true],
   );
   assert.deepEqual(info.base.needed, expected['docker-app.tar']![0]!.diffIds.slice(0, 2));
