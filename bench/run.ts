@@ -1,132 +1,43 @@
 /**
- * `npm run bench`: ddiff against baselines measured in the same run, on generated image pairs.
+ * `npm run bench`: ddiff against baselines measured in the same run, on generated image pairs and
+ * (issue 10) on real Debian image pairs.
  *
- *   DDIFF_BENCH_SIZES=40,400,2000   base sizes in MB (default)
- *   DDIFF_BENCH_ENGINE_MAX=400      largest base size also run through Docker (when it answers)
+ *   npm run bench                   generated pairs, then the real pairs when their images are in Docker
+ *   npm run bench -- --real         also build the real pairs' images if missing (make-images.sh; minutes)
+ *   npm run bench -- --real-only    only the real pairs (building them if missing)
+ *   npm run bench -- --no-real      only the generated pairs
+ *
+ *   DDIFF_BENCH_SIZES=40,400,2000   generated base sizes in MB (default; empty: none)
+ *   DDIFF_BENCH_ENGINE_MAX=400      largest generated base also run through Docker (when it answers)
  *   DDIFF_BENCH_DIR=/path           scratch directory (default: the system temp dir)
- *
  *   DDIFF_BENCH_REPEAT=3            runs of each step; the median counts
  *
- * Every ratio compares two commands run here, one after the other, on the same bytes.
+ *   DDIFF_BENCH_REAL=auto|build|off real pairs: when present (default), build if missing (= --real), never
+ *   DDIFF_BENCH_REAL_PAIRS=small,large
+ *   DDIFF_BENCH_REAL_DIR=/path      make-images.sh's WORKDIR, archives in WORKDIR/archives
+ *                                   (default: ../data/real-images next to the repo)
+ *   DDIFF_BENCH_REAL_SCRIPT=/path   default: ../shared/real-images/make-images.sh next to the repo
+ *
+ *   DDIFF_BENCH_RESULTS=/path       where the results go (default bench/RESULTS.md)
+ *   DDIFF_BENCH_COMMIT=abc1234      the commit to name as measured (a tree exported with git archive)
+ *
+ * Every ratio compares two commands run here, one after the other, on the same bytes. Results go
+ * to stdout and bench/RESULTS.md: the sections measured in this run are replaced, the others (and
+ * anything after the notes marker) are kept.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseSpecs, deltaSpecs, generateLayer, writeDockerArchive, type GeneratedLayer } from './generate.js';
+import { ddiff, dockerAnswers, interleaved, median, MB, type Row, record, rows, shell, table, verdict } from './measure.js';
+import { REAL_PAIRS, realImagesBench } from './real-images.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const cli = join(here, '..', 'src', 'cli.js');
-const probe = join(here, 'probe.js');
-const MB = 1_000_000;
-
-interface Measure {
-  wall: number;
-  cpu?: number;
-  maxRss?: number;
-  read?: number;
-  written?: number;
-}
-
-interface Row {
-  size: string;
-  step: string;
-  m: Measure;
-  bundle?: number;
-  baseline?: string;
-  ratio?: number;
-  target?: string;
-}
-
-const rows: Row[] = [];
-
-function run(
-  command: string,
-  args: string[],
-  options: { env?: NodeJS.ProcessEnv } = {},
-): Promise<{ stdout: string; stderr: string; wall: number; code: number }> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
-    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const wall = Number(process.hrtime.bigint() - started) / 1e9;
-      resolve({ stdout, stderr, wall, code: code ?? -1 });
-    });
-  });
-}
-
-/** Runs ddiff with the probe preloaded: wall, CPU, peak RSS and bytes read/written. */
-async function ddiff(args: string[]): Promise<Measure & { stdout: string }> {
-  const r = await run(process.execPath, ['--import', probe, cli, '-q', ...args]);
-  if (r.code !== 0) throw new Error(`ddiff ${args.join(' ')} failed: ${r.stderr}`);
-  const match = /ddiff-probe=(\{.*\})/.exec(r.stderr);
-  const p = match ? (JSON.parse(match[1]!) as { maxRss: number; cpu: number; rchar: number; wchar: number }) : undefined;
-  return { wall: r.wall, cpu: p?.cpu, maxRss: p?.maxRss, read: p?.rchar, written: p?.wchar, stdout: r.stdout };
-}
-
-/** Runs a shell command line; CPU time of its children from bash's `times`. */
-async function shell(line: string): Promise<Measure> {
-  const r = await run('bash', ['-c', `${line}\ntimes >&2`]);
-  if (r.code !== 0) throw new Error(`${line} failed: ${r.stderr}`);
-  const times = r.stderr.trim().split('\n').at(-1) ?? '';
-  const secs = [...times.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
-  return { wall: r.wall, cpu: secs.length === 2 ? secs[0]! + secs[1]! : undefined };
-}
-
-/**
- * Repeats a measurement and keeps the median run: this machine's timings are noisy, and Docker's
- * (vfs) load times swing both ways, so neither the fastest nor one run is representative.
- */
-const REPEAT = Number(process.env.DDIFF_BENCH_REPEAT ?? 3);
-async function median<T extends Measure>(measureOnce: () => Promise<T>, before?: () => Promise<unknown>): Promise<T> {
-  const runs: T[] = [];
-  for (let i = 0; i < REPEAT; i++) {
-    if (before) await before();
-    runs.push(await measureOnce());
-  }
-  runs.sort((a, b) => a.wall - b.wall);
-  return runs[Math.floor((runs.length - 1) / 2)]!;
-}
-
-/** Runs two measurements alternately (so both see the same machine state) and keeps each median. */
-async function interleaved<A extends Measure, B extends Measure>(
-  a: () => Promise<A>,
-  b: () => Promise<B>,
-  before?: () => Promise<unknown>,
-): Promise<[A, B]> {
-  const as: A[] = [];
-  const bs: B[] = [];
-  for (let i = 0; i < REPEAT; i++) {
-    if (before) await before();
-    as.push(await a());
-    if (before) await before();
-    bs.push(await b());
-  }
-  const mid = <T extends Measure>(runs: T[]) => runs.sort((x, y) => x.wall - y.wall)[Math.floor((runs.length - 1) / 2)]!;
-  return [mid(as), mid(bs)];
-}
-
-function dockerAnswers(): boolean {
-  return spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore' }).status === 0;
-}
-
-function fmt(n: number | undefined, digits = 2): string {
-  return n === undefined ? '-' : n.toFixed(digits);
-}
-
-function record(row: Row): void {
-  rows.push(row);
-  const m = row.m;
-  process.stderr.write(
-    `  ${row.size.padEnd(8)} ${row.step.padEnd(40)} ${fmt(m.wall)}s cpu ${fmt(m.cpu)}s rss ${fmt(m.maxRss && m.maxRss / MB, 0)}MB${row.ratio === undefined ? '' : ` ratio ${fmt(row.ratio)}`}\n`,
-  );
-}
+/** The repository (this file runs as dist/bench/run.js). */
+const repo = join(here, '..', '..');
 
 async function scenario(dir: string, sizeMb: number, deltaMb: number, engineMax: number, label = `${sizeMb}MB`): Promise<number> {
   process.stderr.write(`\n[${label}] generating a ${sizeMb} MB base and a ${deltaMb} MB delta in ${dir}\n`);
@@ -144,9 +55,12 @@ async function scenario(dir: string, sizeMb: number, deltaMb: number, engineMax:
   const gzipBase = await median(() => shell(`gzip -6 -c ${deltaFiles} > /dev/null`));
   const gzipSize = Number(spawnSync('bash', ['-c', `gzip -6 -c ${deltaFiles} | wc -c`], { encoding: 'utf8' }).stdout.trim());
   record({ size: label, step: 'baseline: gzip -6 of the new layers', m: gzipBase, bundle: gzipSize });
+  const zstdBase = await median(() => shell(`zstd -3 -T0 -q -c ${deltaFiles} > /dev/null`));
+  const zstdFloorSize = Number(spawnSync('bash', ['-c', `zstd -3 -T0 -q -c ${deltaFiles} | wc -c`], { encoding: 'utf8' }).stdout.trim());
+  record({ size: label, step: 'baseline: zstd -3 -T0 of the new layers', m: zstdBase, bundle: zstdFloorSize });
 
   const bundle = join(dir, 'app.ddiff');
-  const diff = await median(() => ddiff(['diff', join(dir, 'base.tar'), join(dir, 'target.tar'), '-o', bundle]));
+  const diff = await median(() => ddiff(['diff', '--compress', 'gzip', join(dir, 'base.tar'), join(dir, 'target.tar'), '-o', bundle]));
   const bundleSize = (await stat(bundle)).size;
   record({
     size: label,
@@ -154,6 +68,7 @@ async function scenario(dir: string, sizeMb: number, deltaMb: number, engineMax:
     m: diff,
     bundle: bundleSize,
     baseline: 'gzip -6 of new layers',
+    baselineWall: gzipBase.wall,
     ratio: diff.wall / gzipBase.wall,
     target: '≤ 1.0',
   });
@@ -175,18 +90,19 @@ async function scenario(dir: string, sizeMb: number, deltaMb: number, engineMax:
     step: 'diff archives (zstd)',
     m: zdiff,
     bundle: zstdSize,
-    baseline: 'diff (gzip)',
-    ratio: zdiff.wall / diff.wall,
-    target: '< 1 (faster), size < gzip',
+    baseline: 'zstd -3 -T0 of new layers',
+    baselineWall: zstdBase.wall,
+    ratio: zdiff.wall / zstdBase.wall,
+    target: '≤ 1.1',
   });
   record({
     size: label,
-    step: 'zstd bundle size / gzip bundle size',
+    step: 'zstd bundle size / gzip -6 size',
     m: { wall: 0 },
     bundle: zstdSize,
-    baseline: 'gzip bundle',
-    ratio: zstdSize / bundleSize,
-    target: '< 1',
+    baseline: 'gzip -6 size',
+    ratio: zstdSize / gzipSize,
+    target: '≤ 0.96',
   });
   await rm(zstdBundle);
 
@@ -198,13 +114,15 @@ async function scenario(dir: string, sizeMb: number, deltaMb: number, engineMax:
     step: 'load -o (rebuild from base archive)',
     m: loadOut,
     baseline: 'cp of the target archive',
+    baselineWall: cp.wall,
     ratio: loadOut.wall / cp.wall,
+    ...(sizeMb >= 2000 ? { target: '≤ 2' } : {}),
   });
   await rm(out);
   await rm(join(dir, 'copy.tar'));
 
   if (sizeMb <= engineMax && dockerAnswers()) {
-    await engineSteps(dir, label, { tagBase, tagTarget, targetId, base, delta, gzipWall: gzipBase.wall });
+    await engineSteps(dir, label, { tagBase, tagTarget, targetId, base, delta, zstdWall: zstdBase.wall });
   } else if (sizeMb <= engineMax) {
     process.stderr.write('  (docker does not answer: engine steps skipped)\n');
   }
@@ -219,7 +137,7 @@ async function scenario(dir: string, sizeMb: number, deltaMb: number, engineMax:
 async function engineSteps(
   dir: string,
   label: string,
-  s: { tagBase: string; tagTarget: string; targetId: string; base: GeneratedLayer[]; delta: GeneratedLayer[]; gzipWall: number },
+  s: { tagBase: string; tagTarget: string; targetId: string; base: GeneratedLayer[]; delta: GeneratedLayer[]; zstdWall: number },
 ): Promise<void> {
   const docker = (args: string) => shell(`docker ${args}`);
   const rmiTarget = () => shell(`docker rmi -f ${s.tagTarget} >/dev/null 2>&1 || true`);
@@ -231,14 +149,15 @@ async function engineSteps(
       () => shell(`docker save ${s.tagTarget} > /dev/null`),
       () => ddiff(['diff', '--engine', 'docker', s.tagBase, s.tagTarget, '-o', bundle]),
     );
-    const baselineWall = save.wall + s.gzipWall;
+    const baselineWall = save.wall + s.zstdWall;
     record({
       size: label,
       step: 'diff engine refs',
       m: diff,
-      baseline: 'docker save >/dev/null + gzip',
+      baseline: 'docker save >/dev/null + zstd -3 -T0',
+      baselineWall,
       ratio: diff.wall / baselineWall,
-      target: '≤ 1.1',
+      target: '≤ 1.15',
     });
 
     const partial = join(dir, 'new-only.tar');
@@ -254,8 +173,9 @@ async function engineSteps(
       step: `load → docker (${fastMode})`,
       m: fast,
       baseline: 'docker load of new layers only',
+      baselineWall: loadNew.wall,
       ratio: fast.wall / loadNew.wall,
-      target: '≤ 1.2',
+      target: '≤ 1.15',
     });
     const [loadFull, full] = await interleaved(
       () => docker(`load -q -i ${join(dir, 'target.tar')} >/dev/null`),
@@ -267,8 +187,9 @@ async function engineSteps(
       step: 'load → docker (full rebuild)',
       m: full,
       baseline: 'docker load of the full target',
+      baselineWall: loadFull.wall,
       ratio: full.wall / loadFull.wall,
-      target: '≤ 1.1',
+      target: '≤ 1.2',
     });
     const id = spawnSync('docker', ['image', 'inspect', '--format', '{{.Id}}', s.tagTarget], { encoding: 'utf8' }).stdout.trim();
     if (id !== s.targetId) throw new Error(`engine round trip gave ${id}, expected ${s.targetId}`);
@@ -279,35 +200,106 @@ async function engineSteps(
   }
 }
 
-function table(): string {
-  const head = '| base | step | wall s | cpu s | peak RSS MB | read MB | written MB | bundle MB | baseline | ratio | target |';
-  const lines = [head, '|---|---|--:|--:|--:|--:|--:|--:|---|--:|---|'];
-  for (const r of rows) {
-    const m = r.m;
+/** The acceptance lines of issue 10 with each real pair's ratio and verdict. */
+function acceptance(): string {
+  const real = rows.filter((r) => r.accept && r.size.startsWith('real '));
+  const pairs = [...new Set(real.map((r) => r.size))];
+  const lines = [`| acceptance (issue 10) | ${pairs.join(' | ')} |`, `|---|${pairs.map(() => '--:|').join('')}`];
+  for (const accept of [...new Set(real.map((r) => r.accept!))]) {
+    const cells = pairs.map((pair) => {
+      const r = real.find((x) => x.accept === accept && x.size === pair);
+      return r ? `${r.ratio?.toFixed(2) ?? '-'} ${verdict(r)}` : '-';
+    });
+    lines.push(`| ${accept} | ${cells.join(' | ')} |`);
+  }
+  const peaks = pairs.map((pair) =>
+    Math.max(0, ...rows.filter((r) => r.size === pair && r.m.maxRss !== undefined).map((r) => r.m.maxRss!)),
+  );
+  if (peaks.some((p) => p > 0)) {
     lines.push(
-      `| ${r.size} | ${r.step} | ${m.wall ? fmt(m.wall) : ''} | ${fmt(m.cpu)} | ${fmt(m.maxRss && m.maxRss / MB, 0)} | ${fmt(m.read && m.read / MB, 0)} | ${fmt(m.written && m.written / MB, 0)} | ${fmt(r.bundle && r.bundle / MB, 3)} | ${r.baseline ?? ''} | ${fmt(r.ratio)} | ${r.target ?? ''} |`,
+      `| peak RSS ≤ 150 MB (any ddiff step) | ${peaks.map((p) => `${(p / MB).toFixed(0)} MB ${p <= 150 * MB ? 'hold' : 'miss'}`).join(' | ')} |`,
     );
   }
   return lines.join('\n');
 }
 
+function measuredAt(): string {
+  const git = (args: string[]) => spawnSync('git', ['-C', repo, ...args], { encoding: 'utf8' }).stdout.trim();
+  const pinned = process.env.DDIFF_BENCH_COMMIT;
+  const commit = pinned ?? git(['rev-parse', '--short', 'HEAD']);
+  const dirty = pinned ? '' : git(['status', '--porcelain', '--', 'src']);
+  return `${new Date().toISOString()}, commit ${commit}${dirty ? ' plus uncommitted changes in src/' : ''}`;
+}
+
+const NOTES = '<!-- notes: everything below is written by hand and kept by npm run bench -->';
+
+/** Replaces the sections measured now in bench/RESULTS.md; keeps the others and the hand-written notes. */
+async function writeResults(sections: Map<string, string>): Promise<void> {
+  const file = process.env.DDIFF_BENCH_RESULTS ?? join(repo, 'bench', 'RESULTS.md');
+  const old = existsSync(file) ? await readFile(file, 'utf8') : '';
+  const notesAt = old.indexOf(NOTES);
+  const notes = notesAt >= 0 ? old.slice(notesAt) : NOTES;
+  const body = notesAt >= 0 ? old.slice(0, notesAt) : old;
+  const kept = new Map<string, string>();
+  for (const m of body.matchAll(/<!-- bench:(\w+) -->\n([\s\S]*?)<!-- \/bench:\1 -->/g)) kept.set(m[1]!, m[2]!);
+  for (const [name, text] of sections) kept.set(name, text);
+  const order = ['real', 'synthetic', ...[...kept.keys()].filter((k) => k !== 'real' && k !== 'synthetic')];
+  const parts = order.filter((k) => kept.has(k)).map((k) => `<!-- bench:${k} -->\n${kept.get(k)!.trimEnd()}\n<!-- /bench:${k} -->`);
+  await writeFile(
+    file,
+    `# ddiff bench results\n\nProduced by \`npm run bench\`; see bench/run.ts.\n\n${parts.join('\n\n')}\n\n${notes.trimEnd()}\n`,
+  );
+}
+
+function realMode(argv: string[]): { real: 'auto' | 'build' | 'off'; realOnly: boolean } {
+  const realOnly = argv.includes('--real-only');
+  let real = (process.env.DDIFF_BENCH_REAL ?? 'auto') as 'auto' | 'build' | 'off';
+  if (argv.includes('--real') || realOnly) real = 'build';
+  if (argv.includes('--no-real')) real = 'off';
+  return { real, realOnly };
+}
+
 async function main(): Promise<void> {
-  const sizes = (process.env.DDIFF_BENCH_SIZES ?? '40,400,2000')
-    .split(',')
-    .map(Number)
-    .filter((n) => n > 0);
+  const { real, realOnly } = realMode(process.argv.slice(2));
+  const sizes = realOnly
+    ? []
+    : (process.env.DDIFF_BENCH_SIZES ?? '40,400,2000')
+        .split(',')
+        .map(Number)
+        .filter((n) => n > 0);
   const engineMax = Number(process.env.DDIFF_BENCH_ENGINE_MAX ?? 400);
   const dir = await mkdtemp(join(process.env.DDIFF_BENCH_DIR ?? tmpdir(), 'ddiff-bench-'));
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const machine = `${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}`;
   process.stderr.write(`ddiff bench on ${machine}\n`);
   if (!dockerAnswers()) process.stderr.write('docker does not answer (set DOCKER_HOST): engine steps are skipped\n');
+  const sections = new Map<string, string>();
   try {
+    if (real !== 'off') {
+      const wanted = (process.env.DDIFF_BENCH_REAL_PAIRS ?? 'small,large').split(',');
+      const ran = await realImagesBench({
+        build: real === 'build',
+        dir: process.env.DDIFF_BENCH_REAL_DIR ?? join(repo, '..', 'data', 'real-images'),
+        script: process.env.DDIFF_BENCH_REAL_SCRIPT ?? join(repo, '..', 'shared', 'real-images', 'make-images.sh'),
+        pairs: REAL_PAIRS.filter((p) => wanted.includes(p.name)),
+        scratch: dir,
+      });
+      if (ran) {
+        const isReal = (r: Row) => r.size.startsWith('real ');
+        sections.set(
+          'real',
+          `## Real Debian image pairs (issue 10)\n\nMeasured ${measuredAt()}.\nMachine: ${machine}; ${engines()}.\n` +
+            `Each ddiff step and its floor alternate, median of ${process.env.DDIFF_BENCH_REPEAT ?? 3} runs each; ` +
+            `peak RSS and CPU are the ddiff node process's own; read/written MB also count the ` +
+            `engine CLIs it ran (reaped children add to /proc/self/io).\n\n${acceptance()}\n\n${table(isReal)}\n`,
+        );
+      }
+    }
     const walls = new Map<number, number>();
     for (const size of sizes) walls.set(size, await scenario(dir, size, Math.max(2, Math.round(size * 0.1)), engineMax));
-    const smallest = Math.min(...sizes);
-    const largest = Math.max(...sizes);
-    if (largest > smallest) {
+    if (sizes.length > 1) {
+      const smallest = Math.min(...sizes);
+      const largest = Math.max(...sizes);
       // Same delta as the smallest base, on the largest base: base size should add only metadata.
       const deltaMb = Math.max(2, Math.round(smallest * 0.1));
       const wall = await scenario(dir, largest, deltaMb, 0, `${largest}MB/δ${deltaMb}`);
@@ -320,15 +312,22 @@ async function main(): Promise<void> {
         target: '≤ 1.1',
       });
     }
-    const result = `Machine: ${machine}\n\n${table()}\n`;
-    process.stdout.write(`\n${result}`);
-    await writeFile(
-      join(here, '..', '..', 'bench', 'RESULTS.md'),
-      `# ddiff bench results\n\nProduced by \`npm run bench\` (${new Date().toISOString()}).\n\n${result}`,
-    );
+    if (sizes.length > 0) {
+      sections.set(
+        'synthetic',
+        `## Generated image pairs\n\nMeasured ${measuredAt()}.\nMachine: ${machine}.\n\n${table((r) => !r.size.startsWith('real '))}\n`,
+      );
+    }
+    for (const text of sections.values()) process.stdout.write(`\n${text}`);
+    await writeResults(sections);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+function engines(): string {
+  const v = (line: string) => spawnSync('bash', ['-c', line], { encoding: 'utf8' }).stdout.trim() || 'absent';
+  return `Docker ${v("docker version --format '{{.Server.Version}}' 2>/dev/null")} (${v("docker info --format '{{.Driver}}' 2>/dev/null")}), Podman ${v("podman version --format '{{.Client.Version}}' 2>/dev/null")} (${v("podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null")})`;
 }
 
 await main();
