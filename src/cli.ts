@@ -16,7 +16,7 @@ function out(text: string): void {
   if (text) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('ddiff')
     .description('Ship only the image layers an offline host lacks, and rebuild the image there.')
     .version('0.1.0', '-v, --version')

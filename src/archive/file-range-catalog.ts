@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { readAt } from '../util/read-at.js';
 import { detectCompression, type Compression } from '../util/compression.js';
 import { Catalog, type CatalogEntry } from './catalog.js';
 import { measure, measureFileRange, type EntryFacts } from './measure.js';
@@ -21,16 +21,9 @@ export abstract class FileRangeCatalog extends Catalog {
 
   protected abstract rangeOf(entry: CatalogEntry): FileRange;
 
-  private async readRange(entry: CatalogEntry, length: number): Promise<Buffer> {
+  private readRange(entry: CatalogEntry, length: number): Promise<Buffer> {
     const { path, offset } = this.rangeOf(entry);
-    const handle = await open(path, 'r');
-    try {
-      const buf = Buffer.alloc(length);
-      const { bytesRead } = await handle.read(buf, 0, length, offset);
-      return buf.subarray(0, bytesRead);
-    } finally {
-      await handle.close();
-    }
+    return readAt(path, length, offset);
   }
 
   protected async readBytes(entry: CatalogEntry): Promise<Buffer> {

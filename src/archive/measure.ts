@@ -15,7 +15,7 @@ export interface EntryFacts {
   diffId?: Digest;
 }
 
-export interface MeasureOptions {
+interface MeasureOptions {
   /** Also decompress compressed bytes to learn their diffID. */
   wantDiffId: boolean;
   /** Keep the bytes in memory when they look like JSON and are at most this long. */

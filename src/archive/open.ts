@@ -1,25 +1,19 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { ArchiveError, DdiffError } from '../errors.js';
 import { decompressor, detectCompression } from '../util/compression.js';
 import { BLOCK, decodeHeader, isZeroBlock } from '../tar/header.js';
 import type { Catalog } from './catalog.js';
+import { readAt } from '../util/read-at.js';
 import { DirectoryCatalog } from './directory-catalog.js';
 import { StreamCatalog } from './stream-catalog.js';
 import { TarFileCatalog } from './tar-file-catalog.js';
 
-async function readHead(path: string): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(BLOCK);
-    const { bytesRead } = await handle.read(buf, 0, BLOCK, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
+function readHead(path: string): Promise<Buffer> {
+  return readAt(path, BLOCK, 0);
 }
 
 function checkTarHead(source: string, head: Buffer): void {

@@ -7,7 +7,7 @@ import { readDockerDir } from './formats/docker-dir.js';
 import { readOciLayout, type AbsentManifest } from './formats/oci-layout.js';
 import { DigestMismatchError } from '../errors.js';
 
-export type Layout = 'docker-archive' | 'oci-layout' | 'docker-dir';
+type Layout = 'docker-archive' | 'oci-layout' | 'docker-dir';
 
 export interface ArchiveContents {
   layout: Layout;

@@ -5,7 +5,7 @@ import { DockerfileError } from '../errors.js';
  * directives, comments, line continuations, global `ARG`s (defaults, then `--build-arg`
  * overrides), `${VAR}` forms in `FROM`, `--platform`, and `FROM <stage>` chains.
  */
-export interface FinalBase {
+interface FinalBase {
   /** The image the final stage is built on; undefined for `FROM scratch` (every layer is new). */
   image?: string;
   /** The `--platform` of the FROM that names that image, after substitution. */
@@ -18,7 +18,7 @@ interface Instruction {
 }
 
 /** Splits a Dockerfile into instructions (keyword + raw argument text). */
-export function instructions(text: string): Instruction[] {
+function instructions(text: string): Instruction[] {
   const lines = text.split(/\r?\n/);
   let escape = '\\';
   let i = 0;

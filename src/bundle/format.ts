@@ -19,7 +19,7 @@ export interface BundleBlob {
   uncompressedSize?: number;
 }
 
-export interface BundleLayer {
+interface BundleLayer {
   diffId: Digest;
   /** Digest of the blob in the bundle; absent when the layer comes from the base. */
   blob?: Digest;

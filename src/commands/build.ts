@@ -46,7 +46,7 @@ const VALUE_FLAGS = new Set([
   '--format',
 ]);
 
-export interface BuildArgs {
+interface BuildArgs {
   context: string;
   dockerfile: string;
   tags: string[];

@@ -26,7 +26,7 @@ export interface DiffOptions extends EngineChoice {
 
 const LEVEL_RANGES = { gzip: [1, 9], zstd: [1, 19], none: [0, 0] } as const;
 
-export function layerCompression(options: { compress?: string; level?: string }): LayerCompression {
+function layerCompression(options: { compress?: string; level?: string }): LayerCompression {
   const method = options.compress ?? 'gzip';
   if (method !== 'gzip' && method !== 'zstd' && method !== 'none') {
     throw new UsageError(`--compress must be gzip, zstd or none, got '${method}'`);
@@ -44,7 +44,7 @@ export function layerCompression(options: { compress?: string; level?: string })
 }
 
 /** `app_1.ddiff` for `registry/team/app:1`; the short image ID when untagged. */
-export function defaultBundleName(image: Image): string {
+function defaultBundleName(image: Image): string {
   const tag = image.tags[0];
   if (!tag) return `${shortId(image.id)}.ddiff`;
   const colon = tag.lastIndexOf(':');
@@ -53,9 +53,9 @@ export function defaultBundleName(image: Image): string {
   return `${name}_${hasTag ? tag.slice(colon + 1) : 'latest'}.ddiff`.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
-export const SCRATCH_BASE: BaseInfo = { ids: [], tags: [], diffIds: new Set() };
+const SCRATCH_BASE: BaseInfo = { ids: [], tags: [], diffIds: new Set() };
 
-export async function describeBase(input: string, options: DiffOptions): Promise<BaseInfo> {
+async function describeBase(input: string, options: DiffOptions): Promise<BaseInfo> {
   const resolved = await resolveInput(input, { ...options, verify: false });
   if (resolved.kind === 'engine') {
     return { reference: input, ids: [resolved.image.id], tags: resolved.image.tags, diffIds: new Set(resolved.image.diffIds) };

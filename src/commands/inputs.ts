@@ -6,7 +6,7 @@ import { Engine, type EngineChoice, type EngineImage } from '../engine/engine.js
 
 export interface InputOptions extends EngineChoice {}
 
-export type ResolvedInput =
+type ResolvedInput =
   | { kind: 'archive'; source: string; catalog: Catalog; contents: ArchiveContents; images: ArchiveContents['images'] }
   | { kind: 'engine'; source: string; engine: Engine; image: EngineImage; images: [] };
 

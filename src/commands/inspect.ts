@@ -21,7 +21,7 @@ export interface BundleSummary {
   }[];
 }
 
-export async function summarize(path: string): Promise<BundleSummary> {
+async function summarize(path: string): Promise<BundleSummary> {
   const bundle = await openBundle(path);
   await bundle.dispose(); // only the metadata is used
   const { metadata } = bundle;

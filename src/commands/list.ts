@@ -4,7 +4,7 @@ import { humanSize, table, truncate } from '../util/format.js';
 import type { EngineImage } from '../engine/engine.js';
 import { resolveInput, type InputOptions } from './inputs.js';
 
-export interface ListOptions extends InputOptions {
+interface ListOptions extends InputOptions {
   json?: boolean;
 }
 
@@ -25,7 +25,7 @@ export interface ListedImage {
   history: { createdBy: string; created?: string; emptyLayer: boolean }[];
 }
 
-export function toListed(source: string, image: Image): ListedImage {
+function toListed(source: string, image: Image): ListedImage {
   const listed: ListedImage = {
     source,
     tags: image.tags,

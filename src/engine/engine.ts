@@ -36,7 +36,7 @@ function answers(command: string, args: string[]): boolean {
  * The engine's own message, on one line: its stderr without deprecation notices, warnings and
  * log noise (`level=info …`), the remaining lines joined.
  */
-export function engineMessage(stderr: string): string {
+function engineMessage(stderr: string): string {
   const lines = stderr
     .split('\n')
     .map((l) => l.trim())

@@ -4,7 +4,7 @@ import { isRecord } from '../util/json.js';
 import type { HistoryEntry, Platform } from './image.js';
 
 /** The parts of an image config (OCI / Docker) that ddiff uses. */
-export interface ImageConfig {
+interface ImageConfig {
   diffIds: Digest[];
   platform: Platform;
   history: HistoryEntry[];

@@ -42,7 +42,7 @@ export interface OmittedLayer {
 }
 
 /** How a layer is named in messages: its entry and its diffID. */
-export function describeLayer(layer: Pick<Layer, 'path' | 'diffId'>): string {
+function describeLayer(layer: Pick<Layer, 'path' | 'diffId'>): string {
   return `layer '${layer.path}' (diffID ${layer.diffId})`;
 }
 

@@ -14,7 +14,7 @@ export type BaseSource =
   /** Local images of one engine that together hold every needed layer (saved as one stream). */
   | { kind: 'engine'; name: string; engine: Engine; images: EngineImage[] };
 
-export interface BaseOptions {
+interface BaseOptions {
   /** `--base`: an archive or an image reference. */
   base?: string;
   /** The base will be used for Docker's fast path if it can: prefer a local image then. */
@@ -43,7 +43,7 @@ async function archiveBase(input: string, spoolDir: string): Promise<BaseSource 
  * else the fewest images that together do (greedy cover), as a have-list made from all local
  * images allows. Undefined when all local images together still lack some layer.
  */
-export async function findEngineImages(engine: Engine, candidates: string[], needed: Digest[]): Promise<EngineImage[] | undefined> {
+async function findEngineImages(engine: Engine, candidates: string[], needed: Digest[]): Promise<EngineImage[] | undefined> {
   const holdsAll = (image: EngineImage) => missingFrom(needed, image.diffIds).length === 0;
   for (const ref of new Set(candidates)) {
     const image = await engine.inspect(ref).catch(() => undefined);

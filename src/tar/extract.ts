@@ -5,7 +5,7 @@ import tar from 'tar-stream';
 import type { EntryType } from './header.js';
 
 /** One entry of a tar stream; `body` must be read (or `skip`ped) before the next one arrives. */
-export interface StreamEntry {
+interface StreamEntry {
   name: string;
   type: EntryType;
   size: number;

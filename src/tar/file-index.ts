@@ -1,10 +1,11 @@
 import { TarFormatError } from '../errors.js';
+import { open } from 'node:fs/promises';
+import { readAt } from '../util/read-at.js';
 import { TarTruncatedError } from '../errors.js';
-import { open, type FileHandle } from 'node:fs/promises';
 import { BLOCK, decodeHeader, decodePax, isZeroBlock, paddedSize, type EntryType } from './header.js';
 
 /** An entry of a tar file: where its data starts and how long it is. */
-export interface TarEntry {
+interface TarEntry {
   name: string;
   type: EntryType;
   size: number;
@@ -15,17 +16,6 @@ export interface TarEntry {
 
 /** Metadata records (PAX, GNU long names) larger than this are refused as hostile. */
 const MAX_META_RECORD = 1 << 20;
-
-async function readExactly(handle: FileHandle, length: number, position: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  let filled = 0;
-  while (filled < length) {
-    const { bytesRead } = await handle.read(buf, filled, length - filled, position + filled);
-    if (bytesRead === 0) break;
-    filled += bytesRead;
-  }
-  return filled === length ? buf : buf.subarray(0, filled);
-}
 
 /**
  * Lists a tar file's entries by reading only their headers and seeking over their data, so
@@ -47,7 +37,7 @@ export async function indexTarFile(path: string): Promise<TarEntry[]> {
         }
         return entries; // no end-of-archive blocks: accepted, as GNU tar and docker do
       }
-      const block = await readExactly(handle, BLOCK, position);
+      const block = await readAt(handle, BLOCK, position);
       if (block.length < BLOCK) throw new TarTruncatedError(`archive ends inside a header at byte ${position}`);
       if (isZeroBlock(block)) return entries;
       let header;
@@ -71,7 +61,7 @@ export async function indexTarFile(path: string): Promise<TarEntry[]> {
       position = dataOffset + paddedSize(size);
       if (isMeta) {
         if (header.size > MAX_META_RECORD) throw new TarFormatError(`metadata record of ${header.size} bytes`);
-        const data = await readExactly(handle, header.size, dataOffset);
+        const data = await readAt(handle, header.size, dataOffset);
         if (header.flag === 'x') pax = { ...pax, ...decodePax(data) };
         else if (header.flag === 'L') longName = data.toString('utf8').replace(/\0+$/, '');
         else if (header.flag === 'K') longLink = data.toString('utf8').replace(/\0+$/, '');

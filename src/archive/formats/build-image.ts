@@ -15,7 +15,7 @@ export interface LayerRef {
   mediaType?: string;
 }
 
-export interface ImageRefs {
+interface ImageRefs {
   configPath: string;
   /** Digest the manifest records for the config, checked against the bytes. */
   configDigest?: Digest;

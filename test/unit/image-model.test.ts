@@ -1,0 +1,153 @@
+// The image model's writers and adapters: entry names and manifests derived from what was
+// written, header renames for streamed layers, save-stream entry classification, the fast path.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { test } from 'node:test';
+import { openArchive } from '../../src/archive/open.js';
+import { readImages } from '../../src/archive/read.js';
+import { ImageArchiveWriter } from '../../src/archive/write-archive.js';
+import type { BundleImage } from '../../src/bundle/format.js';
+import type { EngineImage } from '../../src/engine/engine.js';
+import { mayBeLayer } from '../../src/engine/save-stream.js';
+import { blobPath } from '../../src/image/blob-names.js';
+import type { Layer } from '../../src/image/layer.js';
+import { fastPathOmissions } from '../../src/load/fast-path.js';
+import { decodeHeader, encodeFileHeader } from '../../src/tar/header.js';
+import { sha256, type Digest } from '../../src/util/digest.js';
+import { readAt } from '../../src/util/read-at.js';
+import { makeTar } from '../helpers/tar.js';
+
+function collect(): { sink: Writable; bytes: () => Buffer } {
+  const chunks: Buffer[] = [];
+  return {
+    sink: new Writable({
+      write(chunk: Buffer, _e, cb) {
+        chunks.push(chunk);
+        cb();
+      },
+    }),
+    bytes: () => Buffer.concat(chunks),
+  };
+}
+
+function memoryLayer(bytes: Buffer): Layer {
+  const digest = sha256(bytes);
+  return {
+    diffId: digest,
+    digest,
+    size: bytes.length,
+    mediaType: 'application/vnd.oci.image.layer.v1.tar',
+    compression: 'none',
+    source: 'memory',
+    path: 'layer.tar',
+    open: () => Readable.from([bytes]),
+  };
+}
+
+function config(diffIds: Digest[]): Buffer {
+  return Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds } }));
+}
+
+test('encodeFileHeader: a valid ustar header (and base-256 sizes beyond 8 GiB)', () => {
+  const header = decodeHeader(encodeFileHeader('blobs/sha256/abc', 1234));
+  assert.equal(header.name, 'blobs/sha256/abc');
+  assert.equal(header.size, 1234);
+  assert.equal(header.type, 'file');
+  assert.equal(decodeHeader(encodeFileHeader('x', 9 * 2 ** 30)).size, 9 * 2 ** 30);
+});
+
+test('readAt reads exact ranges and short at the end', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ddiff-readat-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'f'), 'hello world');
+  assert.equal((await readAt(join(dir, 'f'), 5, 6)).toString(), 'world');
+  assert.equal((await readAt(join(dir, 'f'), 50, 6)).toString(), 'world');
+});
+
+test('save-stream entries are told apart by name, never by content', () => {
+  for (const name of ['abc/layer.tar', `${'a'.repeat(64)}.tar`, `blobs/sha256/${'b'.repeat(64)}`]) assert.ok(mayBeLayer(name), name);
+  for (const name of ['manifest.json', 'index.json', 'oci-layout', 'repositories', 'abc/json', 'abc/VERSION', `${'c'.repeat(64)}.json`]) {
+    assert.ok(!mayBeLayer(name), name);
+  }
+});
+
+test('the writer: layers under their digests, OCI half and manifest.json describe the same entries', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ddiff-writer-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const layer = memoryLayer(Buffer.from(await makeTar([{ name: 'a.txt', content: 'a' }])));
+  const cfg = config([layer.diffId]);
+  const out = collect();
+  const writer = new ImageArchiveWriter(out.sink);
+  await writer.finish([{ id: sha256(cfg), configBytes: cfg, tags: ['x/y:1'], layers: [layer] }]);
+  await writeFile(join(dir, 'a.tar'), out.bytes());
+  const catalog = await openArchive(join(dir, 'a.tar'));
+  assert.ok(catalog.has('index.json') && catalog.has('oci-layout') && catalog.has(blobPath(layer.digest)));
+  const { images } = await readImages(catalog);
+  assert.equal(images[0]!.id, sha256(cfg));
+  assert.deepEqual(images[0]!.tags, ['x/y:1']);
+});
+
+test('the writer: a streamed layer into a pipe keeps a provisional name and no OCI half; into a file it is renamed', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ddiff-writer-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  // A layer whose first byte is '{' and a 0-byte layer: both are layers.
+  const odd = Buffer.from(await makeTar([{ name: '{{cookiecutter.slug}}/x', content: 'x' }]));
+  const empty = Buffer.alloc(0);
+  for (const renamable of [false, true]) {
+    const out = collect();
+    const writer = new ImageArchiveWriter(out.sink, { renamable });
+    const a = await writer.addStreamedLayer(Readable.from([odd]), odd.length, 'save', 'x/layer.tar');
+    const b = await writer.addStreamedLayer(Readable.from([]), empty.length, 'save', 'y/layer.tar');
+    assert.equal(b.diffId, sha256(empty));
+    const cfg = config([a.diffId, b.diffId]);
+    await writer.finish([{ id: sha256(cfg), configBytes: cfg, tags: ['x/y:1'], layers: [a, b] }]);
+    const bytes = out.bytes();
+    for (const { offset, header } of writer.headerPatches()) header.copy(bytes, offset);
+    const file = join(dir, `r-${renamable}.tar`);
+    await writeFile(file, bytes);
+    const catalog = await openArchive(file);
+    assert.equal(catalog.has('index.json'), renamable);
+    assert.equal(catalog.has(blobPath(a.digest)), renamable);
+    const { images } = await readImages(catalog);
+    assert.deepEqual(
+      images[0]!.layers.map((l) => l.diffId),
+      [a.diffId, b.diffId],
+    );
+    assert.ok((await readFile(file)).length > 0);
+  }
+});
+
+test('fast path: base layers must come first and be a prefix of one local image', () => {
+  const d = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}` as Digest;
+  const image = (layers: [number, boolean][]): BundleImage => ({
+    tags: [],
+    id: d(9),
+    platform: 'linux/amd64',
+    layers: layers.map(([n, inBundle]) => (inBundle ? { diffId: d(n), blob: d(n) } : { diffId: d(n) })),
+  });
+  const local = (diffIds: number[]): EngineImage => ({
+    id: d(8),
+    tags: [],
+    platform: { os: 'linux', architecture: 'amd64' },
+    diffIds: diffIds.map(d),
+  });
+  const target = image([
+    [1, false],
+    [2, false],
+    [3, true],
+  ]);
+  assert.deepEqual(fastPathOmissions([target], [local([1, 2])]), new Set([d(1), d(2)]));
+  assert.deepEqual(fastPathOmissions([target], [local([1, 2, 7])]), new Set([d(1), d(2)]));
+  // Split base (b1 = [1], b2 = [4, 2]): no single image holds the chain 1,2.
+  assert.equal(fastPathOmissions([target], [local([1]), local([4, 2])]), undefined);
+  // A base layer after a bundled one: the archive must be complete.
+  const gap = image([
+    [1, false],
+    [3, true],
+    [2, false],
+  ]);
+  assert.equal(fastPathOmissions([gap], [local([1, 2])]), undefined);
+});
