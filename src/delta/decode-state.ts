@@ -1,0 +1,121 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import type { Digest } from '../util/digest.js';
+import type { BaseReader } from './base-bytes.js';
+import type { BaseFile, BaseFileIndex } from './base-index.js';
+import { decodeDelta } from './binary-delta.js';
+import { DeltaCorruptError, DeltaLimitError, DeltaReferenceError } from './errors.js';
+import { CHUNK, type OrdinalCoder } from './format.js';
+import type { RecordReader } from './record-reader.js';
+
+interface Setup {
+  source: string;
+  out: Writable;
+  /** The most bytes the delta may produce. */
+  limit: number;
+  /** The delta's base layer slots, as layers of the index (undefined: the base lacks it). */
+  slots: (number | undefined)[];
+  index: BaseFileIndex;
+  reader: BaseReader | undefined;
+  ordinals: OrdinalCoder;
+}
+
+/** The output side of a decode: bounded, hashed, written with backpressure; and base access. */
+export class DecodeState {
+  private readonly total = createHash('sha256');
+  private produced = 0;
+  private digest: Digest | undefined;
+
+  constructor(private readonly setup: Setup) {}
+
+  get source(): string {
+    return this.setup.source;
+  }
+
+  /** Refuses, before producing anything, output that would pass the limit. */
+  reserve(bytes: number, what: string): void {
+    if (this.produced + bytes > this.setup.limit) {
+      throw new DeltaLimitError(
+        this.source,
+        `delta would produce more than the ${this.setup.limit} bytes allowed (${what} of ${bytes} bytes after ${this.produced})`,
+      );
+    }
+  }
+
+  async emit(data: Buffer): Promise<void> {
+    if (data.length === 0) return;
+    this.reserve(data.length, 'a record');
+    this.produced += data.length;
+    this.total.update(data);
+    if (!this.setup.out.write(data)) await once(this.setup.out, 'drain');
+  }
+
+  /** A record's source: slot and ordinal, checked against the base. */
+  async sourceFile(records: RecordReader, slotField?: number): Promise<BaseFile> {
+    const slot = slotField ?? (await records.varint('base layer slot'));
+    const { slots, index } = this.setup;
+    if (slot >= slots.length) {
+      throw new DeltaReferenceError(this.source, `delta refers to base layer slot ${slot}, out of range (it names ${slots.length})`);
+    }
+    const layer = slots[slot];
+    const ordinal = this.setup.ordinals.decode(slot, await records.varint('file ordinal'));
+    if (layer === undefined) {
+      throw new DeltaReferenceError(this.source, `delta needs a base layer the base lacks (slot ${slot})`);
+    }
+    const file = index.file(layer, ordinal);
+    if (file === undefined) {
+      const count = index.layers[layer]!.files.length;
+      throw new DeltaReferenceError(
+        this.source,
+        `delta refers to file ${ordinal} of base layer ${index.layers[layer]!.diffId}, which has ${count} files`,
+      );
+    }
+    return file;
+  }
+
+  async read(file: BaseFile, start: number, length: number, ahead = false): Promise<Buffer> {
+    if (this.setup.reader === undefined) {
+      throw new DeltaReferenceError(this.source, "delta needs the base layers' bytes, and none were given");
+    }
+    return this.setup.reader.read(file.layer, file.offset + start, length, ahead);
+  }
+
+  /** A base file's whole content, piece by piece, checked against the index's hash if it has one. */
+  async copyFile(file: BaseFile): Promise<void> {
+    this.reserve(file.size, `file '${file.path}'`);
+    const hash = file.hash === undefined ? undefined : createHash('sha256');
+    for (let at = 0; at < file.size; at += CHUNK) {
+      const piece = await this.read(file, at, Math.min(CHUNK, file.size - at), true);
+      hash?.update(piece);
+      await this.emit(piece);
+    }
+    if (hash !== undefined && hash.digest('binary') !== file.hash) {
+      throw new DeltaCorruptError(this.source, `base file '${file.path}' does not match its hash in the base index`);
+    }
+  }
+
+  async applyDelta(payload: Buffer, dictionary: Buffer, size: number, digest: Buffer, what: string): Promise<Buffer> {
+    this.reserve(size, `delta of '${what}'`);
+    const data = await decodeDelta(payload, dictionary, size);
+    if (data === undefined || !createHash('sha256').update(data).digest().equals(digest)) {
+      throw new DeltaCorruptError(this.source, `delta of '${what}' does not rebuild the file it was made from`);
+    }
+    return data;
+  }
+
+  finish(size: number, digest: Buffer): void {
+    const got = this.total.digest();
+    this.digest = `sha256:${got.toString('hex')}`;
+    if (size !== this.produced || !got.equals(digest)) {
+      throw new DeltaCorruptError(
+        this.source,
+        `delta rebuilt ${this.produced} bytes hashing to ${this.digest}, its END record says ${size} bytes, sha256:${digest.toString('hex')}`,
+      );
+    }
+  }
+
+  result(): { digest: Digest; size: number } {
+    return { digest: this.digest!, size: this.produced };
+  }
+}

@@ -1,0 +1,99 @@
+import type { Digest } from '../util/digest.js';
+import { BaseReader, type DeltaBase } from './base-bytes.js';
+import type { BaseFile } from './base-index.js';
+import { decodeDelta, encodeDelta } from './binary-delta.js';
+import { OrdinalCoder } from './format.js';
+import { OrderedPipeline } from './pipeline.js';
+import type { RecordSink } from './sink.js';
+
+/** What an encode shares between the whole-file and the piecewise paths. */
+export interface EncodeStats {
+  /**
+   * sha256 of the target tar as read. Every piece the delta holds was proven to give back the
+   * bytes it stands for (copies by content hash or comparison, deltas by decoding them), so
+   * this is also what the delta reconstructs to: compare it with the layer's diffID.
+   */
+  digest: Digest;
+  /** Target tar bytes read (the layer's uncompressed size). */
+  bytesIn: number;
+  /** Delta bytes written, prefix included. */
+  bytesOut: number;
+  files: { referenced: number; deltified: number; literal: number };
+  /** Content bytes of the files in each class (big files count where most of their pieces went). */
+  contentBytes: { referenced: number; deltified: number; literal: number };
+  /** diffIDs of the base layers the delta reads from: the load host needs exactly these. */
+  baseLayers: Digest[];
+}
+
+/** A delta is kept only when it is this much smaller than the target piece (else literal). */
+const DELTA_GAIN = 0.9;
+/** Below this, a literal costs about what a delta frame's own overhead does. */
+const MIN_DELTA = 64;
+/** Deltas in flight: libuv's 4 threads, and at most this many bytes of targets and dictionaries. */
+const IN_FLIGHT = 4;
+const IN_FLIGHT_BYTES = 16 * 1024 * 1024;
+
+export class EncodeState {
+  readonly ordinals = new OrdinalCoder();
+  readonly used = new Set<number>();
+  readonly stats: EncodeStats;
+  readonly reader: BaseReader | undefined;
+  readonly pipeline = new OrderedPipeline(IN_FLIGHT, IN_FLIGHT_BYTES);
+
+  constructor(
+    readonly base: DeltaBase,
+    readonly sink: RecordSink,
+  ) {
+    this.reader =
+      base.bytes &&
+      new BaseReader(base.bytes, base.index, (layer, offset, length, got) => {
+        return new Error(`base layer ${layer} has ${got} bytes at ${offset}, the index says ${length}`);
+      });
+    this.stats = {
+      digest: 'sha256:',
+      bytesIn: 0,
+      bytesOut: 0,
+      files: { referenced: 0, deltified: 0, literal: 0 },
+      contentBytes: { referenced: 0, deltified: 0, literal: 0 },
+      baseLayers: [],
+    };
+  }
+
+  /** The first `length` bytes of a base file (callers bound length). */
+  async readFile(file: BaseFile, length: number, start = 0): Promise<Buffer> {
+    return this.reader!.read(file.layer, file.offset + start, length);
+  }
+
+  /** Queues a record with no preparation. */
+  async write(head: Buffer, ...payloads: Buffer[]): Promise<void> {
+    await this.pipeline.add(Promise.resolve(), 0, () => this.sink.record(head, ...payloads));
+  }
+
+  /** Queues verbatim bytes. */
+  async raw(data: Buffer): Promise<void> {
+    await this.pipeline.add(Promise.resolve(), 0, () => this.sink.raw(data));
+  }
+
+  /**
+   * The source fields of a record naming `file`; called by writes only (in output order), since
+   * ordinals are coded against the previous record's.
+   */
+  source(file: BaseFile): number[] {
+    this.used.add(file.layer);
+    return [file.layer, this.ordinals.encode(file.layer, file.ordinal)];
+  }
+
+  count(kind: 'referenced' | 'deltified' | 'literal', bytes: number): void {
+    this.stats.files[kind]++;
+    this.stats.contentBytes[kind] += bytes;
+  }
+
+  /** A delta frame of `data` against `dictionary`, kept only if it pays and decodes back exactly. */
+  async tryDelta(data: Buffer, dictionary: Buffer): Promise<Buffer | undefined> {
+    if (data.length < MIN_DELTA || dictionary.length === 0) return undefined;
+    const payload = await encodeDelta(data, dictionary);
+    if (payload.length >= data.length * DELTA_GAIN) return undefined;
+    const back = await decodeDelta(payload, dictionary, data.length);
+    return back?.equals(data) ? payload : undefined;
+  }
+}

@@ -1,0 +1,105 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
+import type { DeltaBase } from './base-bytes.js';
+import type { BaseFile } from './base-index.js';
+import { ChunkReader } from './chunk-reader.js';
+import { encodeBigFile } from './encode-big.js';
+import { EncodeState, type EncodeStats } from './encode-state.js';
+import { CHUNK, DICT_MAX, PREFIX_SIZE, record, Tag } from './format.js';
+import { RecordSink } from './sink.js';
+import { scanTar } from './tar-scan.js';
+
+/** Layer delta writer; the format is described in format.ts. */
+export interface EncodeOptions {
+  /** zstd level for the delta stream's verbatim and literal bytes (default 3). */
+  level?: number;
+  /** End `out` when done (default true). */
+  end?: boolean;
+}
+
+export type { EncodeStats };
+
+async function* hashing(source: AsyncIterable<Uint8Array>, hash: Hash): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    hash.update(chunk);
+    yield chunk;
+  }
+}
+
+/**
+ * An identical base file: the one at the same path when its bytes compare equal (no hashing:
+ * a rebuilt base has almost every file there), else any of the same size by content hash.
+ */
+async function identical(state: EncodeState, path: string, size: number, parts: Buffer[]): Promise<BaseFile | undefined> {
+  const { index } = state.base;
+  const same = index.samePath(path);
+  if (same !== undefined && same.size === size && state.reader !== undefined) {
+    if (await state.reader.equals(same.layer, same.offset, parts)) return same;
+  }
+  if (!index.hasSize(size)) return undefined;
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return index.identical(hash.digest('binary'), size, state.reader && ((file) => state.readFile(file, file.size)));
+}
+
+async function encodeSmallFile(state: EncodeState, path: string, size: number, parts: Buffer[]): Promise<void> {
+  const same = await identical(state, path, size, parts);
+  if (same !== undefined) {
+    state.count('referenced', size);
+    await state.pipeline.add(Promise.resolve(), 0, () => state.sink.record(record(Tag.ref, ...state.source(same))));
+    return;
+  }
+  const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+  const similar = state.reader && state.base.index.similar(path, data.length);
+  const dictionary = similar && (await state.readFile(similar, Math.min(similar.size, DICT_MAX)));
+  const payload = dictionary === undefined ? Promise.resolve(undefined) : state.tryDelta(data, dictionary);
+  await state.pipeline.add(payload, data.length + (dictionary?.length ?? 0), async (delta) => {
+    if (delta === undefined || similar === undefined) {
+      state.count('literal', data.length);
+      return state.sink.record(record(Tag.literal, data.length), data);
+    }
+    state.count('deltified', data.length);
+    const digest = createHash('sha256').update(data).digest();
+    return state.sink.record(record(Tag.delta, ...state.source(similar), data.length, delta.length), digest, delta);
+  });
+}
+
+/**
+ * Writes the delta of one target layer (its uncompressed tar) against `base` to `out`.
+ * Without `base.bytes` only exact references are made (a have-list index); binary deltas
+ * need the old bytes.
+ */
+export async function encodeLayerDelta(
+  target: Readable | AsyncIterable<Uint8Array>,
+  base: DeltaBase,
+  out: Writable,
+  options: EncodeOptions = {},
+): Promise<EncodeStats> {
+  const sink = new RecordSink(out, options.level ?? 3, options.end ?? true);
+  const state = new EncodeState(base, sink);
+  const layers = base.index.layers;
+  const total = createHash('sha256');
+  try {
+    const diffIds = layers.map((layer) => Buffer.from(layer.diffId.slice('sha256:'.length), 'hex'));
+    await state.write(record(Tag.base, layers.length), ...diffIds);
+    const reader = new ChunkReader(hashing(target, total));
+    for await (const piece of scanTar(reader)) {
+      if (piece.kind === 'raw') await state.raw(piece.data);
+      else if (piece.kind === 'file' && piece.size <= CHUNK) {
+        await encodeSmallFile(state, piece.path, piece.size, await piece.content.parts());
+      } else if (piece.kind === 'file') await encodeBigFile(state, piece.path, piece.size, piece.content);
+    }
+    const digest = total.digest();
+    await state.write(record(Tag.end, reader.position), digest);
+    await state.pipeline.drain();
+    await sink.end();
+    state.stats.digest = `sha256:${digest.toString('hex')}`;
+    state.stats.bytesIn = reader.position;
+    state.stats.bytesOut = sink.written + PREFIX_SIZE;
+    state.stats.baseLayers = [...state.used].sort((a, b) => a - b).map((layer) => layers[layer]!.diffId);
+    return state.stats;
+  } catch (error) {
+    await sink.abort(error);
+    throw error;
+  }
+}

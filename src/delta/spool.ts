@@ -1,0 +1,93 @@
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { Digest } from '../util/digest.js';
+import type { BaseBytes, DeltaBase } from './base-bytes.js';
+import { BaseFileIndex } from './base-index.js';
+
+/**
+ * A base whose layers are read back from files: layers that arrive as streams are written to a
+ * temporary file while they are indexed (one pass), layers already lying uncompressed in a file
+ * (an uncompressed docker-archive) are used where they are. `close` removes what it wrote.
+ */
+export class SpooledBase implements DeltaBase, BaseBytes {
+  readonly index = new BaseFileIndex();
+  readonly bytes: BaseBytes = this;
+  private readonly files: { path: string; start: number; handle?: Promise<FileHandle> }[] = [];
+
+  private constructor(private readonly dir: string) {}
+
+  /** A spool in a new directory under `parent` (the caller's temporary directory). */
+  static async create(parent: string): Promise<SpooledBase> {
+    return new SpooledBase(await mkdtemp(join(parent, 'delta-base-')));
+  }
+
+  /** Indexes a layer's uncompressed tar stream and keeps its bytes in a temporary file. */
+  async addLayer(diffId: Digest, tar: Readable, options: { hash: boolean }): Promise<number> {
+    const path = join(this.dir, `layer-${this.files.length}.tar`);
+    const file = createWriteStream(path);
+    const written = new Promise<void>((resolve, reject) => {
+      file.on('finish', resolve);
+      file.on('error', reject);
+    });
+    written.catch(() => undefined);
+    const layer = await this.index.addLayer(diffId, tee(tar, file), options);
+    file.end();
+    await written;
+    this.files.push({ path, start: 0 });
+    return layer;
+  }
+
+  /** Indexes a layer lying uncompressed in `path` at `start`, `length` bytes long; reads it from there. */
+  async addLayerFile(diffId: Digest, path: string, options: { hash: boolean; start?: number; length?: number }): Promise<number> {
+    const start = options.start ?? 0;
+    const end = options.length === undefined ? undefined : start + options.length - 1;
+    const stream = options.length === 0 ? Readable.from([]) : createReadStream(path, { start, end });
+    const layer = await this.index.addLayer(diffId, stream, options);
+    this.files.push({ path, start });
+    return layer;
+  }
+
+  async readInto(layer: number, offset: number, target: Buffer): Promise<number> {
+    const file = this.files[layer];
+    if (file === undefined) return 0;
+    file.handle ??= open(file.path, 'r');
+    const handle = await file.handle;
+    let filled = 0;
+    while (filled < target.length) {
+      const { bytesRead } = await handle.read(target, filled, target.length - filled, file.start + offset + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return filled;
+  }
+
+  openRange(layer: number, offset: number, length: number): Readable {
+    const file = this.files[layer];
+    if (file === undefined || length === 0) return Readable.from([]);
+    const start = file.start + offset;
+    return createReadStream(file.path, { start, end: start + length - 1 });
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.files.map(async (file) => (await file.handle)?.close()));
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function* tee(source: Readable, sink: WriteStream): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    const buf = chunk as Buffer;
+    if (!sink.write(buf))
+      await new Promise<void>((resolve, reject) => {
+        const onError = (error: Error): void => reject(error);
+        sink.once('error', onError);
+        sink.once('drain', () => {
+          sink.off('error', onError);
+          resolve();
+        });
+      });
+    yield buf;
+  }
+}
