@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { BaseFileIndex } from './base-index.js';
 
@@ -21,7 +22,8 @@ export interface DeltaBase {
 /** What a BaseReader reports when the base's bytes are not what its index says. */
 export type ShortRead = (layer: number, offset: number, length: number, got: number) => Error;
 
-const READ_AHEAD = 256 * 1024;
+/** Also the size of the reads that copy base bytes out, so no copy allocates more. */
+export const READ_AHEAD = 256 * 1024;
 
 async function collect(stream: Readable, length: number): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -77,6 +79,18 @@ export class BaseReader {
     return true;
   }
 
+  /** sha256 of `length` base bytes at `offset` (32 bytes as a 'binary' string), read through the scratch buffer. */
+  async sha256(layer: number, offset: number, length: number): Promise<string> {
+    const hash = createHash('sha256');
+    for (let done = 0; done < length; ) {
+      const view = await this.scratchView(layer, offset + done, length - done);
+      if (view.length === 0) throw this.shortRead(layer, offset, length, done);
+      hash.update(view);
+      done += view.length;
+    }
+    return hash.digest('binary');
+  }
+
   /** Up to `length` base bytes at `offset` from the scratch buffer, refilled when needed. */
   private async scratchView(layer: number, offset: number, length: number): Promise<Buffer> {
     let hit = this.scratchAt;
@@ -89,6 +103,13 @@ export class BaseReader {
     }
     const from = offset - hit.start;
     return this.scratch.subarray(from, from + Math.min(length, hit.length - from));
+  }
+
+  /** Fills `target` with the base bytes at `offset` (a dictionary buffer the caller reuses). */
+  async readInto(layer: number, offset: number, target: Buffer): Promise<void> {
+    const data = await this.fetch(layer, offset, target.length, target);
+    if (data.buffer !== target.buffer || data.byteOffset !== target.byteOffset) data.copy(target);
+    if (data.length < target.length) throw this.shortRead(layer, offset, target.length, data.length);
   }
 
   /**

@@ -105,6 +105,7 @@ export class BaseFileIndex {
     const sized = this.bySize.get(file.size);
     if (sized === undefined) this.bySize.set(file.size, [file]);
     else sized.push(file);
+    if (file.path === '') return; // a have-list's files have no paths
     // Upper layers shadow lower ones, as in the image's filesystem.
     this.byPath.set(file.path, file);
     const name = posix.basename(file.path);
@@ -139,14 +140,14 @@ export class BaseFileIndex {
 
   /**
    * A base file whose content hashes to `hash`. Files of that size not yet hashed are hashed
-   * through `load` (each at most once); without `load`, only hashes the index has count.
+   * by `hashOf` (each at most once); without it, only hashes the index has count.
    */
-  async identical(hash: string, size: number, load?: (file: BaseFile) => Promise<Buffer>): Promise<BaseFile | undefined> {
-    if (load !== undefined && !this.sizesHashed.has(size)) {
+  async identical(hash: string, size: number, hashOf?: (file: BaseFile) => Promise<string>): Promise<BaseFile | undefined> {
+    if (hashOf !== undefined && !this.sizesHashed.has(size)) {
       this.sizesHashed.add(size);
       for (const file of this.bySize.get(size) ?? []) {
         if (file.hash !== undefined) continue;
-        file.hash = createHash('sha256').update(await load(file)).digest('binary');
+        file.hash = await hashOf(file);
         this.unhashed--;
         if (!this.byHash.has(file.hash)) this.byHash.set(file.hash, file);
       }
@@ -155,15 +156,15 @@ export class BaseFileIndex {
     return file?.size === size ? file : undefined;
   }
 
-  /** A big base file whose first CHUNK bytes hash to `head`; `load` reads a file's first CHUNK bytes. */
-  async sameHead(head: string, load?: (file: BaseFile) => Promise<Buffer>): Promise<BaseFile | undefined> {
-    if (load !== undefined && !this.bigHeadsDone) {
+  /** A big base file whose first CHUNK bytes hash to `head`; `headOf` hashes a file's first CHUNK bytes. */
+  async sameHead(head: string, headOf?: (file: BaseFile) => Promise<string>): Promise<BaseFile | undefined> {
+    if (headOf !== undefined && !this.bigHeadsDone) {
       this.bigHeadsDone = true;
       for (const [size, files] of this.bySize) {
         if (size <= CHUNK) continue;
         for (const file of files) {
           if (file.head !== undefined) continue;
-          file.head = createHash('sha256').update(await load(file)).digest('binary');
+          file.head = await headOf(file);
           if (!this.byHead.has(file.head)) this.byHead.set(file.head, file);
         }
       }

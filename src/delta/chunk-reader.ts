@@ -5,15 +5,40 @@
  */
 const EMPTY = Buffer.alloc(0);
 
+/** A source that can pass over bytes without reading them (a file: it seeks). */
+export interface SkippingSource extends AsyncIterable<Uint8Array> {
+  /** Skips up to `n` bytes not yet yielded; resolves to how many there were. */
+  skip(n: number): Promise<number>;
+}
+
 export class ChunkReader {
   private readonly iterator: AsyncIterator<Uint8Array>;
+  private readonly source: AsyncIterable<Uint8Array>;
   private head: Buffer = EMPTY;
   private ended = false;
   /** Bytes consumed so far. */
   position = 0;
 
   constructor(source: AsyncIterable<Uint8Array>) {
+    this.source = source;
     this.iterator = source[Symbol.asyncIterator]();
+  }
+
+  /** Passes over `n` bytes (seeking when the source can); resolves to how many there were. */
+  async skip(n: number): Promise<number> {
+    let skipped = Math.min(n, this.head.length);
+    this.consume(skipped);
+    if (skipped < n && 'skip' in this.source && !this.ended) {
+      const more = await (this.source as SkippingSource).skip(n - skipped);
+      this.position += more;
+      skipped += more;
+    }
+    while (skipped < n) {
+      const chunk = await this.next(n - skipped);
+      if (chunk.length === 0) break;
+      skipped += chunk.length;
+    }
+    return skipped;
   }
 
   /** Makes `head` non-empty unless the stream has ended; false at the end. */

@@ -29,21 +29,21 @@ export async function decodeBigFile(records: RecordReader, state: DecodeState): 
             `delta copies bytes ${start}–${start + length} of base file '${file.path}', which has ${file.size}`,
           );
         }
-        await state.emit(await state.read(file, start, length));
+        await state.copy(file, start, length);
         break;
       }
       case Tag.zero:
         await state.emit(ZEROS.subarray(0, length));
         break;
       case Tag.chunkLiteral:
-        await state.emit(await records.bytes(length));
+        await records.pass(length, (chunk) => state.emit(chunk));
         break;
       case Tag.chunkDelta: {
         const file = needSource();
         const payload = await records.size('delta payload', 1, CHUNK);
         const digest = await records.bytes(32);
         const window = chunkWindow(index, file.size);
-        const dictionary = await state.read(file, window.start, window.end - window.start);
+        const dictionary = await state.dictionary(file, window.start, window.end - window.start);
         const data = await state.applyDelta(await records.bytes(payload), dictionary, length, digest, `piece ${index} of a big file`);
         await state.emit(data);
         break;

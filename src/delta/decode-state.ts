@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Digest } from '../util/digest.js';
-import type { BaseReader } from './base-bytes.js';
+import { type BaseReader, READ_AHEAD } from './base-bytes.js';
 import type { BaseFile, BaseFileIndex } from './base-index.js';
 import { decodeDelta } from './binary-delta.js';
 import { DeltaCorruptError, DeltaLimitError, DeltaReferenceError } from './errors.js';
-import { CHUNK, type OrdinalCoder } from './format.js';
+import { DICT_MAX, type OrdinalCoder } from './format.js';
 import type { RecordReader } from './record-reader.js';
 
 interface Setup {
@@ -26,6 +26,7 @@ export class DecodeState {
   private readonly total = createHash('sha256');
   private produced = 0;
   private digest: Digest | undefined;
+  private window: Buffer | undefined;
 
   constructor(private readonly setup: Setup) {}
 
@@ -81,15 +82,29 @@ export class DecodeState {
     return this.setup.reader.read(file.layer, file.offset + start, length, ahead);
   }
 
-  /** A base file's whole content, piece by piece, checked against the index's hash if it has one. */
-  async copyFile(file: BaseFile): Promise<void> {
-    this.reserve(file.size, `file '${file.path}'`);
-    const hash = file.hash === undefined ? undefined : createHash('sha256');
-    for (let at = 0; at < file.size; at += CHUNK) {
-      const piece = await this.read(file, at, Math.min(CHUNK, file.size - at), true);
+  /** `length` bytes of a base file from `start`, written out in reads of at most READ_AHEAD. */
+  async copy(file: BaseFile, start: number, length: number, hash?: Hash): Promise<void> {
+    for (let at = start; at < start + length; at += READ_AHEAD) {
+      const piece = await this.read(file, at, Math.min(READ_AHEAD, start + length - at), true);
       hash?.update(piece);
       await this.emit(piece);
     }
+  }
+
+  /** A window of a base file in a dictionary buffer reused from piece to piece. */
+  async dictionary(file: BaseFile, start: number, length: number): Promise<Buffer> {
+    this.window ??= Buffer.allocUnsafe(DICT_MAX);
+    const target = this.window.subarray(0, length);
+    if (this.setup.reader === undefined) return this.read(file, start, length);
+    await this.setup.reader.readInto(file.layer, file.offset + start, target);
+    return target;
+  }
+
+  /** A base file's whole content, checked against the index's hash if it has one. */
+  async copyFile(file: BaseFile): Promise<void> {
+    this.reserve(file.size, `file '${file.path}'`);
+    const hash = file.hash === undefined ? undefined : createHash('sha256');
+    await this.copy(file, 0, file.size, hash);
     if (hash !== undefined && hash.digest('binary') !== file.hash) {
       throw new DeltaCorruptError(this.source, `base file '${file.path}' does not match its hash in the base index`);
     }

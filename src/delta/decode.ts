@@ -50,16 +50,17 @@ async function readBases(records: RecordReader, base: DeltaBase): Promise<(numbe
 }
 
 async function decodeRecords(records: RecordReader, state: DecodeState): Promise<void> {
+  const emit = (chunk: Buffer): Promise<void> => state.emit(chunk);
   for (;;) {
     const tag = await records.tag();
     switch (tag) {
       case -1:
         throw new DeltaFormatError(records.source, 'delta is truncated: it ends before its END record');
       case Tag.raw:
-        await state.emit(await records.bytes(await records.size('RAW record', 1, RAW_MAX)));
+        await records.pass(await records.size('RAW record', 1, RAW_MAX), emit);
         break;
       case Tag.literal:
-        await state.emit(await records.bytes(await records.size('literal file', 1, CHUNK)));
+        await records.pass(await records.size('literal file', 1, CHUNK), emit);
         break;
       case Tag.ref:
         await state.copyFile(await state.sourceFile(records));
@@ -69,7 +70,7 @@ async function decodeRecords(records: RecordReader, state: DecodeState): Promise
         const size = await records.size('delta output', 1, CHUNK);
         const payload = await records.size('delta payload', 1, CHUNK);
         const digest = await records.bytes(32);
-        const dictionary = await state.read(file, 0, Math.min(file.size, DICT_MAX));
+        const dictionary = await state.dictionary(file, 0, Math.min(file.size, DICT_MAX));
         await state.emit(await state.applyDelta(await records.bytes(payload), dictionary, size, digest, file.path));
         break;
       }
@@ -109,7 +110,7 @@ export async function decodeLayerDelta(
   }
   // Node's zstd stream may end with an extra empty frame, so frames after the first are allowed;
   // bytes after the END record are refused below.
-  const inflate = zlib.createZstdDecompress();
+  const inflate = zlib.createZstdDecompress({ chunkSize: 64 * 1024 });
   const feeding = pipeline(Readable.from(after(input)), inflate);
   feeding.catch(() => undefined);
   const records = new RecordReader(new ChunkReader(inflate), source);

@@ -7,78 +7,70 @@ import type { FileContent } from './tar-scan.js';
 /**
  * Files larger than CHUNK are never held: they go piece by piece (CHUNK bytes each), every
  * piece a copy of the source's same range, zeros, a delta against the source around that range,
- * or literal. The source is chosen on the first piece: a base file starting with the same
- * CHUNK bytes (a moved file), else the one at the same path or with the same name.
+ * or literal. The source is chosen on the first piece: the big file at the same path, else a
+ * base file starting with the same CHUNK bytes (a moved file), else one with the same name.
+ * A piece stays the chunks it arrived in (compared in place, written as they are); only a piece
+ * tried as a delta is gathered, into a reused buffer (delta-buffers.ts).
  */
 const ZEROS = Buffer.alloc(CHUNK);
 
-async function readPiece(content: FileContent, length: number): Promise<Buffer> {
-  const piece = Buffer.allocUnsafe(length);
-  for (let filled = 0; filled < length; ) {
-    const chunk = await content.next(length - filled);
-    chunk.copy(piece, filled);
-    filled += chunk.length;
-  }
-  return piece;
-}
-
 type PieceKind = 'copy' | 'zero' | 'delta' | 'literal';
 
-interface PieceRecord {
-  kind: PieceKind;
-  parts: Buffer[];
+async function readParts(content: FileContent, length: number): Promise<Buffer[]> {
+  const parts: Buffer[] = [];
+  for (let left = length; left > 0; ) {
+    const part = await content.next(left);
+    parts.push(part);
+    left -= part.length;
+  }
+  return parts;
 }
 
-async function preparePiece(state: EncodeState, source: BaseFile | undefined, index: number, piece: Buffer): Promise<PieceRecord> {
+/** A piece's record parts; it is prepared (and its buffers used) before the next piece is read. */
+async function preparePiece(state: EncodeState, source: BaseFile | undefined, index: number, parts: Buffer[], length: number) {
   const start = index * CHUNK;
-  if (piece.equals(ZEROS.subarray(0, piece.length))) return { kind: 'zero', parts: [record(Tag.zero)] };
-  if (source !== undefined) {
-    if (start + piece.length <= source.size && (await state.readFile(source, piece.length, start)).equals(piece)) {
-      return { kind: 'copy', parts: [record(Tag.copy)] };
+  if (parts.every((part) => part.equals(ZEROS.subarray(0, part.length)))) return { kind: 'zero' as const, out: [record(Tag.zero)] };
+  if (source !== undefined && state.reader !== undefined) {
+    if (start + length <= source.size && (await state.reader.equals(source.layer, source.offset + start, parts))) {
+      return { kind: 'copy' as const, out: [record(Tag.copy)] };
     }
     const window = chunkWindow(index, source.size);
-    if (window.end > window.start) {
-      const dictionary = await state.readFile(source, window.end - window.start, window.start);
-      const payload = await state.tryDelta(piece, dictionary);
-      if (payload !== undefined) {
-        const digest = createHash('sha256').update(piece).digest();
-        return { kind: 'delta', parts: [record(Tag.chunkDelta, payload.length), digest, payload] };
-      }
+    const delta = await state.delta(parts, length, source, window.start, window.end - window.start);
+    if (delta !== undefined) {
+      return { kind: 'delta' as const, out: [record(Tag.chunkDelta, delta.payload.length), delta.digest, delta.payload] };
     }
   }
-  return { kind: 'literal', parts: [record(Tag.chunkLiteral), piece] };
+  return { kind: 'literal' as const, out: [record(Tag.chunkLiteral), ...parts] };
 }
 
-/** A big file at the same path is the likely source; else a base file that starts the same (moved); else a namesake. */
-async function chooseSource(state: EncodeState, path: string, size: number, first: Buffer): Promise<BaseFile | undefined> {
+async function chooseSource(state: EncodeState, path: string, size: number, first: Buffer[]): Promise<BaseFile | undefined> {
   const { index } = state.base;
   const same = index.samePath(path);
   if (same !== undefined && same.size > CHUNK) return same;
-  const head = createHash('sha256').update(first).digest('binary');
-  return (await index.sameHead(head, (file) => state.readFile(file, CHUNK))) ?? index.similar(path, size);
+  const hash = createHash('sha256');
+  for (const part of first) hash.update(part);
+  const reader = state.reader!;
+  const moved = await index.sameHead(hash.digest('binary'), (file) => reader.sha256(file.layer, file.offset, CHUNK));
+  return moved ?? index.similar(path, size);
 }
 
 export async function encodeBigFile(state: EncodeState, path: string, size: number, content: FileContent): Promise<void> {
-  const first = await readPiece(content, CHUNK);
-  const source = state.reader === undefined ? undefined : await chooseSource(state, path, size, first);
+  let parts = await readParts(content, CHUNK);
+  const source = state.reader === undefined ? undefined : await chooseSource(state, path, size, parts);
   await state.pipeline.add(Promise.resolve(), 0, () => {
     if (source === undefined) return state.sink.record(record(Tag.big, size, 0));
     const [slot, ordinal] = state.source(source);
     return state.sink.record(record(Tag.big, size, slot! + 1, ordinal!));
   });
   const bytes: Record<PieceKind, number> = { copy: 0, zero: 0, delta: 0, literal: 0 };
-  let piece: Buffer | undefined = first;
   for (let i = 0; i * CHUNK < size; i++) {
-    piece ??= await readPiece(content, Math.min(CHUNK, size - i * CHUNK));
-    const length = piece.length;
-    await state.pipeline.add(preparePiece(state, source, i, piece), 3 * CHUNK, async ({ kind, parts }) => {
-      bytes[kind] += length;
-      await state.sink.record(parts[0]!, ...parts.slice(1));
-    });
-    piece = undefined;
+    const length = Math.min(CHUNK, size - i * CHUNK);
+    if (i > 0) parts = await readParts(content, length);
+    const { kind, out } = await preparePiece(state, source, i, parts, length);
+    bytes[kind] += length;
+    await state.pipeline.add(Promise.resolve(), 0, () => state.sink.record(out[0]!, ...out.slice(1)));
   }
-  await state.pipeline.add(Promise.resolve(), 0, async () => {
-    const literal = bytes.literal + bytes.zero;
-    state.count(bytes.copy > Math.max(bytes.delta, literal) ? 'referenced' : bytes.delta > literal ? 'deltified' : 'literal', size);
-  });
+  // Zero pieces carry nothing either way: the file counts as what most of its other bytes were.
+  const { copy, delta, literal } = bytes;
+  state.count(copy > Math.max(delta, literal) ? 'referenced' : delta > literal ? 'deltified' : 'literal', size);
 }

@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import type { Digest } from '../util/digest.js';
 import { BaseReader, type DeltaBase } from './base-bytes.js';
 import type { BaseFile } from './base-index.js';
 import { decodeDelta, encodeDelta } from './binary-delta.js';
+import { DeltaBuffers } from './delta-buffers.js';
 import { OrdinalCoder } from './format.js';
 import { OrderedPipeline } from './pipeline.js';
 import type { RecordSink } from './sink.js';
@@ -25,6 +27,12 @@ export interface EncodeStats {
   baseLayers: Digest[];
 }
 
+export interface Delta {
+  payload: Buffer;
+  /** sha256 of the bytes it rebuilds. */
+  digest: Buffer;
+}
+
 /** A delta is kept only when it is this much smaller than the target piece (else literal). */
 const DELTA_GAIN = 0.9;
 /** Below this, a literal costs about what a delta frame's own overhead does. */
@@ -39,6 +47,7 @@ export class EncodeState {
   readonly stats: EncodeStats;
   readonly reader: BaseReader | undefined;
   readonly pipeline = new OrderedPipeline(IN_FLIGHT, IN_FLIGHT_BYTES);
+  private readonly buffers = new DeltaBuffers();
 
   constructor(
     readonly base: DeltaBase,
@@ -57,11 +66,6 @@ export class EncodeState {
       contentBytes: { referenced: 0, deltified: 0, literal: 0 },
       baseLayers: [],
     };
-  }
-
-  /** The first `length` bytes of a base file (callers bound length). */
-  async readFile(file: BaseFile, length: number, start = 0): Promise<Buffer> {
-    return this.reader!.read(file.layer, file.offset + start, length);
   }
 
   /** Queues a record with no preparation. */
@@ -88,12 +92,23 @@ export class EncodeState {
     this.stats.contentBytes[kind] += bytes;
   }
 
-  /** A delta frame of `data` against `dictionary`, kept only if it pays and decodes back exactly. */
-  async tryDelta(data: Buffer, dictionary: Buffer): Promise<Buffer | undefined> {
-    if (data.length < MIN_DELTA || dictionary.length === 0) return undefined;
-    const payload = await encodeDelta(data, dictionary);
-    if (payload.length >= data.length * DELTA_GAIN) return undefined;
-    const back = await decodeDelta(payload, dictionary, data.length);
-    return back?.equals(data) ? payload : undefined;
+  /**
+   * A delta of the target bytes `parts` (`size` of them) against `length` bytes of `source`
+   * from `start`: its payload and the target's sha256, or undefined when it does not pay. Kept
+   * only if it decodes back to the target bytes exactly.
+   */
+  async delta(parts: Buffer[], size: number, source: BaseFile, start: number, length: number): Promise<Delta | undefined> {
+    const reader = this.reader;
+    if (size < MIN_DELTA || length === 0 || reader === undefined) return undefined;
+    return this.buffers.use(size, length, async (data, dictionary) => {
+      await reader.readInto(source.layer, source.offset + start, dictionary);
+      let at = 0;
+      for (const part of parts) at += part.copy(data, at);
+      const payload = await encodeDelta(data, dictionary);
+      if (payload.length >= size * DELTA_GAIN) return undefined;
+      const back = await decodeDelta(payload, dictionary, size);
+      if (back === undefined || !back.equals(data)) return undefined;
+      return { payload, digest: createHash('sha256').update(data).digest() };
+    });
   }
 }

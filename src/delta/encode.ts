@@ -39,7 +39,8 @@ async function identical(state: EncodeState, path: string, size: number, parts: 
   if (!index.hasSize(size)) return undefined;
   const hash = createHash('sha256');
   for (const part of parts) hash.update(part);
-  return index.identical(hash.digest('binary'), size, state.reader && ((file) => state.readFile(file, file.size)));
+  const reader = state.reader;
+  return index.identical(hash.digest('binary'), size, reader && ((file) => reader.sha256(file.layer, file.offset, file.size)));
 }
 
 async function encodeSmallFile(state: EncodeState, path: string, size: number, parts: Buffer[]): Promise<void> {
@@ -49,18 +50,16 @@ async function encodeSmallFile(state: EncodeState, path: string, size: number, p
     await state.pipeline.add(Promise.resolve(), 0, () => state.sink.record(record(Tag.ref, ...state.source(same))));
     return;
   }
-  const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
-  const similar = state.reader && state.base.index.similar(path, data.length);
-  const dictionary = similar && (await state.readFile(similar, Math.min(similar.size, DICT_MAX)));
-  const payload = dictionary === undefined ? Promise.resolve(undefined) : state.tryDelta(data, dictionary);
-  await state.pipeline.add(payload, data.length + (dictionary?.length ?? 0), async (delta) => {
-    if (delta === undefined || similar === undefined) {
-      state.count('literal', data.length);
-      return state.sink.record(record(Tag.literal, data.length), data);
+  const similar = state.reader && state.base.index.similar(path, size);
+  const length = similar === undefined ? 0 : Math.min(similar.size, DICT_MAX);
+  const delta = similar === undefined ? Promise.resolve(undefined) : state.delta(parts, size, similar, 0, length);
+  await state.pipeline.add(delta, size + length, async (made) => {
+    if (made === undefined || similar === undefined) {
+      state.count('literal', size);
+      return state.sink.record(record(Tag.literal, size), ...parts);
     }
-    state.count('deltified', data.length);
-    const digest = createHash('sha256').update(data).digest();
-    return state.sink.record(record(Tag.delta, ...state.source(similar), data.length, delta.length), digest, delta);
+    state.count('deltified', size);
+    return state.sink.record(record(Tag.delta, ...state.source(similar), size, made.payload.length), made.digest, made.payload);
   });
 }
 

@@ -60,7 +60,7 @@ export function prefix(): Buffer {
   return head;
 }
 
-/** Appends `value` as a varint; returns the new length. */
+/** Appends `value` as a varint. */
 function putVarint(target: number[], value: number): void {
   let rest = value;
   while (rest >= 0x80) {
@@ -73,6 +73,13 @@ function putVarint(target: number[], value: number): void {
 /** A record's tag and integer fields. */
 export function record(tag: number, ...fields: number[]): Buffer {
   const bytes = [tag];
+  for (const field of fields) putVarint(bytes, field);
+  return Buffer.from(bytes);
+}
+
+/** Integer fields alone. */
+export function varints(...fields: number[]): Buffer {
+  const bytes: number[] = [];
   for (const field of fields) putVarint(bytes, field);
   return Buffer.from(bytes);
 }

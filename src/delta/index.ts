@@ -9,3 +9,4 @@ export { type DecodeOptions, type DecodeResult, decodeLayerDelta, verifyLayerDel
 export { type EncodeOptions, type EncodeStats, encodeLayerDelta } from './encode.js';
 export { DeltaCorruptError, DeltaFormatError, DeltaLimitError, DeltaReferenceError } from './errors.js';
 export { SpooledBase } from './spool.js';
+export { deserializeIndex, serializeIndex } from './serialize.js';

@@ -53,6 +53,16 @@ export class RecordReader {
     return data;
   }
 
+  /** Passes `length` bytes to `sink` as they come, without gathering them. */
+  async pass(length: number, sink: (chunk: Buffer) => Promise<void>): Promise<void> {
+    for (let left = length; left > 0; ) {
+      const chunk = await this.reader.next(left);
+      if (chunk.length === 0) throw this.truncated();
+      left -= chunk.length;
+      await sink(chunk);
+    }
+  }
+
   async atEnd(): Promise<boolean> {
     return this.reader.atEnd();
   }

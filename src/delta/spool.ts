@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Digest } from '../util/digest.js';
 import type { BaseBytes, DeltaBase } from './base-bytes.js';
+import type { SkippingSource } from './chunk-reader.js';
 import { BaseFileIndex } from './base-index.js';
 
 /**
@@ -39,14 +40,21 @@ export class SpooledBase implements DeltaBase, BaseBytes {
     return layer;
   }
 
-  /** Indexes a layer lying uncompressed in `path` at `start`, `length` bytes long; reads it from there. */
+  /**
+   * Indexes a layer lying uncompressed in `path` at `start`, `length` bytes long (to the end of
+   * the file by default) and reads it from there. Without hashing, contents are seeked over.
+   */
   async addLayerFile(diffId: Digest, path: string, options: { hash: boolean; start?: number; length?: number }): Promise<number> {
     const start = options.start ?? 0;
-    const end = options.length === undefined ? undefined : start + options.length - 1;
-    const stream = options.length === 0 ? Readable.from([]) : createReadStream(path, { start, end });
-    const layer = await this.index.addLayer(diffId, stream, options);
-    this.files.push({ path, start });
-    return layer;
+    const handle = await open(path, 'r');
+    try {
+      const end = options.length === undefined ? (await handle.stat()).size : start + options.length;
+      const layer = await this.index.addLayer(diffId, new FileChunks(handle, start, end), options);
+      this.files.push({ path, start });
+      return layer;
+    } finally {
+      await handle.close();
+    }
   }
 
   async readInto(layer: number, offset: number, target: Buffer): Promise<number> {
@@ -73,6 +81,31 @@ export class SpooledBase implements DeltaBase, BaseBytes {
   async close(): Promise<void> {
     await Promise.allSettled(this.files.map(async (file) => (await file.handle)?.close()));
     await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A byte range of an open file, read in 64 KiB chunks, that seeks over what is skipped. */
+class FileChunks implements SkippingSource {
+  constructor(
+    private readonly handle: FileHandle,
+    private position: number,
+    private readonly end: number,
+  ) {}
+
+  async skip(n: number): Promise<number> {
+    const skipped = Math.max(0, Math.min(n, this.end - this.position));
+    this.position += skipped;
+    return skipped;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    while (this.position < this.end) {
+      const buffer = Buffer.allocUnsafe(Math.min(64 * 1024, this.end - this.position));
+      const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.position);
+      if (bytesRead === 0) return;
+      this.position += bytesRead;
+      yield buffer.subarray(0, bytesRead);
+    }
   }
 }
 

@@ -110,7 +110,9 @@ export async function* scanTar(reader: ChunkReader): AsyncGenerator<TarPiece> {
         },
       };
       yield { kind: 'file', path, size, offset, content };
-      while (left > 0) await content.next(RAW_PIECE);
+      const unread = left;
+      left = 0;
+      if (unread > 0 && (await reader.skip(unread)) < unread) throw new TarTruncatedError(`archive ends inside the content of '${path}'`);
     } else {
       for (let left = size; left > 0; ) {
         const chunk = await reader.next(Math.min(left, RAW_PIECE));
