@@ -1,7 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { Duplex, PassThrough } from 'node:stream';
+import { Duplex, PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { UnsupportedCompressionError } from '../errors.js';
+import { ZstdDecompressor } from './zstd-decompress.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd' | 'bzip2' | 'xz';
 
@@ -15,8 +16,7 @@ export function detectCompression(head: Buffer): Compression {
   return 'none';
 }
 
-const SYSTEM_DECOMPRESSORS: Record<Exclude<Compression, 'none' | 'gzip'>, string> = {
-  zstd: 'zstd',
+const SYSTEM_DECOMPRESSORS: Record<Exclude<Compression, 'none' | 'gzip' | 'zstd'>, string> = {
   bzip2: 'bzip2',
   xz: 'xz',
 };
@@ -32,15 +32,22 @@ function hasCommand(command: string): boolean {
 }
 
 /**
- * A stream that decompresses `compression`. gzip is done in-process; zstd, bzip2 and xz go
- * through the system tool of that name (Node 20's zlib has none of them), and are refused with
- * an error naming the compression when the tool is missing.
+ * 256 KiB output chunks, not zlib's 16 KiB: a highly compressed layer otherwise costs one
+ * stream round trip per 16 KiB (2 GiB of zeros: 7.1 s → 1.7 s, same peak RSS).
+ */
+const INFLATE_CHUNK = 256 << 10;
+
+/**
+ * A stream that decompresses `compression`. gzip and zstd are done in-process (node:zlib, on
+ * libuv's thread pool); bzip2 and xz go through the system tool of that name, and are refused
+ * with an error naming the compression when the tool is missing. This is the one way ddiff
+ * inflates: archives, layers being checked against their diffIDs, and layers an engine cannot
+ * take compressed (Docker 20.10 and zstd).
  */
 export function decompressor(compression: Compression, source: string): Duplex {
   if (compression === 'none') return new PassThrough();
-  // 256 KiB output chunks, not zlib's 16 KiB: a highly compressed layer otherwise costs one
-  // stream round trip per 16 KiB (2 GiB of zeros: 7.1 s → 1.7 s, same peak RSS).
-  if (compression === 'gzip') return createGunzip({ chunkSize: 256 << 10 });
+  if (compression === 'gzip') return createGunzip({ chunkSize: INFLATE_CHUNK });
+  if (compression === 'zstd') return new ZstdDecompressor(source, INFLATE_CHUNK);
   const command = SYSTEM_DECOMPRESSORS[compression];
   if (!hasCommand(command)) {
     throw new UnsupportedCompressionError(source, `${compression}-compressed data needs the '${command}' command, which is not installed`);
@@ -69,4 +76,52 @@ export function spawnFilter(command: string, args: string[], what: string): Dupl
     if (child.exitCode === null) child.kill('SIGTERM');
   });
   return duplex;
+}
+
+/**
+ * A pass-through that also inflates what passes (with back-pressure) and counts the inflated
+ * bytes: the uncompressed size of a compressed layer that is copied as it is, for a reader that
+ * will have to be fed it inflated (Docker 20.10 and zstd).
+ */
+export class InflatedSizeCounter extends Transform {
+  private readonly inflater: Duplex;
+  private readonly counted: Promise<number>;
+  private inflatedBytes: number | undefined;
+
+  constructor(compression: Compression, source: string) {
+    super();
+    this.inflater = decompressor(compression, source);
+    const inflater = this.inflater;
+    this.counted = (async () => {
+      let bytes = 0;
+      for await (const chunk of inflater) bytes += (chunk as Buffer).length;
+      return bytes;
+    })();
+    // A corrupt stream fails this one too (a write waiting for 'drain' would wait forever).
+    this.counted.catch((error: Error) => this.destroy(error));
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.inflater.write(chunk)) callback(null, chunk);
+    else this.inflater.once('drain', () => callback(null, chunk));
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.inflater.end();
+    this.counted.then((bytes) => {
+      this.inflatedBytes = bytes;
+      callback();
+    }, callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.inflater.destroy();
+    callback(error);
+  }
+
+  /** The inflated size, once the stream has finished. */
+  size(): number {
+    if (this.inflatedBytes === undefined) throw new Error('InflatedSizeCounter.size() before the end of the stream');
+    return this.inflatedBytes;
+  }
 }
