@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Transform, type Readable, type Writable } from 'node:stream';
+import { PassThrough, type Duplex, type Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type { Catalog } from '../archive/catalog.js';
@@ -11,8 +11,8 @@ import { DigestMismatchError } from '../errors.js';
 import { formatPlatform, type Image } from '../image/image.js';
 import type { Layer } from '../image/layer.js';
 import { TarWriter } from '../tar/writer.js';
-import { spawnFilter } from '../util/compression.js';
-import { ParallelGzip } from '../util/parallel-gzip.js';
+import { compressor as parallelCompressor, DEFAULT_LEVELS as CODEC_LEVELS } from '../util/compress.js';
+import { InflatedSizeCounter } from '../util/compression.js';
 import { progress } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
@@ -44,8 +44,11 @@ export interface BundleResult {
 
 /**
  * Copies a target layer into the staging dir in its bundle form: compressed layers byte for
- * byte, uncompressed ones through gzip. The bytes are checked against the layer's digest (or
- * diffID) as they pass.
+ * byte, uncompressed ones through zstd (default) or gzip. The bytes are checked against the
+ * layer's digest (or diffID) as they pass. Every compressed blob records its uncompressed size,
+ * so `load` can feed it inflated to an engine that cannot read its compression (Docker 20.10
+ * and zstd): known from the input when ddiff compressed it, counted by inflating a zstd layer
+ * that arrived compressed.
  */
 type StagedBlob = BundleBlob & { file: string };
 
@@ -69,6 +72,11 @@ async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: Laye
   const stages: (Readable | Writable | Transform)[] = [catalog.open(layer.path), progress(label, layer.size), input];
   if (inflating) stages.push(inflating);
   if (compress) stages.push(compressor(how));
+  const counting =
+    !compress && layer.compression === 'zstd' && layer.uncompressedSize === undefined
+      ? new InflatedSizeCounter(layer.compression, catalog.source)
+      : undefined;
+  if (counting) stages.push(counting);
   stages.push(output, createWriteStream(file));
   await pipeline(stages as unknown as [Readable, ...Writable[]]);
   const inflatedDiffId = inflating?.facts().diffId;
@@ -81,7 +89,10 @@ async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: Laye
   const compression = compress ? how.method : layer.compression;
   const mediaType =
     compression === 'gzip' || compression === 'zstd' || compression === 'none' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;
-  return { digest: output.digest(), size: output.size, mediaType, file };
+  const blob: StagedBlob = { digest: output.digest(), size: output.size, mediaType, file };
+  const uncompressedSize = compress ? input.size : (layer.uncompressedSize ?? counting?.size());
+  if (compression !== 'none' && uncompressedSize !== undefined) blob.uncompressedSize = uncompressedSize;
+  return blob;
 }
 
 export interface LayerCompression {
@@ -89,17 +100,12 @@ export interface LayerCompression {
   level: number;
 }
 
-export const DEFAULT_LEVELS = { gzip: 6, zstd: 3, none: 0 } as const;
+export const DEFAULT_LEVELS = { ...CODEC_LEVELS, none: 0 } as const;
 
-/**
- * gzip runs in-process in 1 MiB members on every core (ParallelGzip); zstd
- * through the system `zstd` with one worker per core (Node 20's zlib has no zstd, and the npm
- * bindings either download binaries at install or compile with node-gyp).
- */
-function compressor(how: LayerCompression): Transform {
-  if (how.method === 'gzip') return new ParallelGzip(how.level);
-  if (how.method === 'zstd') return spawnFilter('zstd', [`-${how.level}`, '-T0', '-q', '-c'], 'zstd compression') as Transform;
-  return new PassThrough();
+/** zstd (the default) and gzip in-process on every core (ParallelCompressor); no system tool. */
+function compressor(how: LayerCompression): Duplex {
+  if (how.method === 'none') return new PassThrough();
+  return parallelCompressor(how.method, how.level);
 }
 
 /** Writes a bundle to `output` (a path, or '-' for stdout), atomically for paths. */

@@ -56,7 +56,7 @@ export function decompressor(compression: Compression, source: string): Duplex {
 }
 
 /** Runs `command` as a stdin→stdout filter; a non-zero exit becomes a stream error. */
-export function spawnFilter(command: string, args: string[], what: string): Duplex {
+function spawnFilter(command: string, args: string[], what: string): Duplex {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (text: string) => {
