@@ -2,7 +2,6 @@ import { basename } from 'node:path';
 import type { Catalog } from '../archive/catalog.js';
 import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
-import { spawnSync } from 'node:child_process';
 import { DEFAULT_LEVELS, writeBundle, type LayerCompression } from '../bundle/write.js';
 import { Engine, type EngineChoice } from '../engine/engine.js';
 import { UsageError } from '../errors.js';
@@ -27,12 +26,9 @@ export interface DiffOptions extends EngineChoice {
 const LEVEL_RANGES = { gzip: [1, 9], zstd: [1, 19], none: [0, 0] } as const;
 
 function layerCompression(options: { compress?: string; level?: string }): LayerCompression {
-  const method = options.compress ?? 'gzip';
+  const method = options.compress ?? 'zstd';
   if (method !== 'gzip' && method !== 'zstd' && method !== 'none') {
     throw new UsageError(`--compress must be gzip, zstd or none, got '${method}'`);
-  }
-  if (method === 'zstd' && spawnSync('zstd', ['--version'], { stdio: 'ignore' }).status !== 0) {
-    throw new UsageError("--compress zstd needs the 'zstd' command, which is not installed");
   }
   if (options.level === undefined || method === 'none') return { method, level: DEFAULT_LEVELS[method] };
   const level = Number(options.level);

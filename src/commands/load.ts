@@ -6,7 +6,7 @@ import { chooseBase } from '../load/base.js';
 import { fastPathOmissions } from '../load/fast-path.js';
 import { planArchive } from '../load/plan.js';
 import { loadIntoEngine, writeToFile, writeToStream } from '../load/sinks.js';
-import { tempDir } from '../util/cleanup.js';
+import { isInterrupted, tempDir } from '../util/cleanup.js';
 import type { Digest } from '../util/digest.js';
 import type { Reporter } from './report.js';
 
@@ -75,7 +75,8 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
     if (options.output !== undefined) {
       await writeToFile(options.output, job);
     } else {
-      const printed = await loadIntoEngine(getEngine(), job);
+      const printed = await loadIntoEngine(getEngine(), job, images);
+      if (isInterrupted()) return; // the load was undone; "interrupted" is all there is to say
       if (!options.json && printed.trim()) report.out(printed.trim());
     }
     if (options.json) report.out(JSON.stringify(summary, null, 2));

@@ -31,7 +31,12 @@ function stopProcess(child: ChildProcess, closed: Promise<unknown>): Promise<voi
  * Starts `command`. Until it has exited, an interrupt of ddiff (SIGINT/SIGTERM) stops it and
  * waits for it, so nothing the engine does outlives ddiff's "interrupted".
  */
-export function startChild(command: string, args: string[], options: { stdin: boolean }): Child & { spawnError: Promise<Error> } {
+export function startChild(
+  command: string,
+  args: string[],
+  /** `ownInterrupt`: the caller decides what an interrupt does to this child (and must stop it). */
+  options: { stdin: boolean; ownInterrupt?: boolean },
+): Child & { spawnError: Promise<Error> } {
   const child = spawn(command, args, { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (text: string) => {
@@ -48,8 +53,10 @@ export function startChild(command: string, args: string[], options: { stdin: bo
     child.on('close', (code, signal) => resolve({ code, signal }));
   });
   const stop = () => stopProcess(child, closed);
-  const unregister = onInterrupt(stop);
-  void closed.then(unregister);
+  if (!options.ownInterrupt) {
+    const unregister = onInterrupt(stop);
+    void closed.then(unregister);
+  }
   return {
     stdin: child.stdin,
     stdout: child.stdout as Readable,

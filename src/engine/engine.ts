@@ -82,7 +82,7 @@ export class Engine {
    * Starts the engine CLI. `exit` settles when it has exited: rejecting, on failure, with its
    * own message (see engineMessage) and how it ended.
    */
-  private start(args: string[], options: { stdin: boolean }): { child: Child; exit: Promise<void> } {
+  private start(args: string[], options: { stdin: boolean; ownInterrupt?: boolean }): { child: Child; exit: Promise<void> } {
     const child = startChild(this.name, args, options);
     const exit = Promise.race([
       child.spawnError.then((error) => {
@@ -176,10 +176,11 @@ export class Engine {
 
   /**
    * Starts `load`, reading an archive from `input`. `done` resolves with what the engine printed
-   * or rejects with its message; `stop` ends the input, stops the engine and waits for it.
+   * or rejects with its message; `stop` ends the input, stops the engine and waits for it. The
+   * caller handles interrupts (see load/sinks.ts).
    */
   startLoad(): { input: Writable; done: Promise<string>; stop: () => Promise<void> } {
-    const { child, exit } = this.start(['load'], { stdin: true });
+    const { child, exit } = this.start(['load'], { stdin: true, ownInterrupt: true });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
     const done = exit.then(() => out);

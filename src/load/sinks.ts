@@ -5,7 +5,8 @@ import type { ArchiveWriterOptions } from '../archive/write-archive.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError } from '../errors.js';
 import type { Compression } from '../util/compression.js';
-import { atomicOutput } from '../util/cleanup.js';
+import { atomicOutput, onInterrupt } from '../util/cleanup.js';
+import type { Digest } from '../util/digest.js';
 import type { ArchiveJob } from './plan.js';
 
 /**
@@ -18,33 +19,71 @@ function optionsFor(renamable: boolean, engine?: Engine): ArchiveWriterOptions {
   return { renamable, inflate: engine?.name === 'podman' ? new Set() : INFLATE_FOR_DOCKER };
 }
 
+/** What the engine holds under the images' IDs and tags before the load, to undo an interrupted one. */
+async function snapshot(engine: Engine, images: { id: Digest; tags: string[] }[]): Promise<Map<string, Digest | undefined>> {
+  const refs = [...new Set(images.flatMap((i) => [i.id, ...i.tags]))];
+  const found = await Promise.all(
+    refs.map((ref) =>
+      engine.inspect(ref).then(
+        (i) => i.id,
+        () => undefined,
+      ),
+    ),
+  );
+  return new Map(refs.map((ref, n) => [ref, found[n]]));
+}
+
+/** Removes what an interrupted load added, and points moved tags back where they were. */
+async function undoLoad(engine: Engine, before: Map<string, Digest | undefined>, images: { id: Digest; tags: string[] }[]): Promise<void> {
+  const added = images.filter((i) => before.get(i.id) === undefined).map((i) => i.id);
+  if (added.length > 0) await engine.run(['rmi', '--force', ...added]).catch(() => undefined);
+  for (const [ref, id] of before) {
+    if (id !== undefined && ref !== id) await engine.run(['tag', id, ref]).catch(() => undefined);
+  }
+}
+
 /**
  * Feeds the archive to the engine's `load`; resolves with what the engine printed. On any
  * failure (ours or the engine's) the engine's input is ended, the engine stopped and waited
- * for, so nothing is loaded after ddiff reported an error.
+ * for, so nothing is loaded after ddiff reported an error. An interrupt before the whole archive
+ * was handed over cuts it short (the engine loads nothing); after, the engine's load cannot be
+ * stopped (the daemon goes on without its client), so ddiff waits for it and undoes it.
  */
-export async function loadIntoEngine(engine: Engine, job: ArchiveJob): Promise<string> {
+export async function loadIntoEngine(engine: Engine, job: ArchiveJob, images: { id: Digest; tags: string[] }[]): Promise<string> {
+  const before = await snapshot(engine, images);
   const loading = engine.startLoad();
-  // An engine that quits before reading the whole archive (it refused it) leaves nobody
-  // reading: the writer would wait forever. Its exit ends the write.
-  const quit = loading.done.then(() => {
-    throw new EngineError(`${engine.name} load exited before reading the whole archive`);
+  let handedOver = false;
+  const unregister = onInterrupt(async () => {
+    if (!handedOver) return loading.stop();
+    await loading.done.catch(() => undefined);
+    await undoLoad(engine, before, images);
   });
-  quit.catch(() => undefined);
-  const writing = job(loading.input, optionsFor(false, engine));
-  writing.catch(() => undefined);
   try {
-    await Promise.race([writing, quit]);
-  } catch (error) {
-    await loading.stop();
-    // The engine's own message explains a refusal better than the broken pipe it caused.
-    const engineFailure = await loading.done.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    throw error instanceof EngineError || !engineFailure || !isPipeError(error) ? error : engineFailure;
+    // An engine that quits before reading the whole archive (it refused it) leaves nobody
+    // reading: the writer would wait forever. Its exit ends the write.
+    const quit = loading.done.then(() => {
+      throw new EngineError(`${engine.name} load exited before reading the whole archive`);
+    });
+    quit.catch(() => undefined);
+    const writing = job(loading.input, optionsFor(false, engine)).then(() => {
+      handedOver = true;
+    });
+    writing.catch(() => undefined);
+    try {
+      await Promise.race([writing, quit]);
+    } catch (error) {
+      await loading.stop();
+      // The engine's own message explains a refusal better than the broken pipe it caused.
+      const engineFailure = await loading.done.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      throw error instanceof EngineError || !engineFailure || !isPipeError(error) ? error : engineFailure;
+    }
+    return await loading.done;
+  } finally {
+    unregister();
   }
-  return loading.done;
 }
 
 function isPipeError(error: unknown): boolean {

@@ -16,7 +16,7 @@ let handlersInstalled = false;
 let interrupted = false;
 
 /** Longest an interrupt waits for children to stop (they get SIGKILL after their own grace). */
-const INTERRUPT_DEADLINE_MS = 8_000;
+const INTERRUPT_DEADLINE_MS = 30_000;
 
 function installHandlers(): void {
   if (handlersInstalled) return;
