@@ -152,7 +152,11 @@ export class Engine {
 
   /** Every local image, inspected in one call. */
   async localImages(): Promise<EngineImage[]> {
-    return this.inspectAll(await this.imageIds());
+    const ids = await this.imageIds();
+    // An image removed between the listing and the inspect fails the one call: then one by one.
+    return this.inspectAll(ids).catch(async () =>
+      (await Promise.all(ids.map((id) => this.inspectAll([id]).catch(() => [])))).flat(),
+    );
   }
 
   /** `save` of the given images into a docker-archive file. */
