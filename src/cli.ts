@@ -48,6 +48,7 @@ function buildProgram(): Command {
     .option('--compress <method>', 'how layers that arrive uncompressed are stored: zstd, gzip or none', 'zstd')
     .option('--level <n>', 'compression level (zstd 1-19, default 3; gzip 1-9, default 6)')
     .option('--platform <os/arch[/variant]>', 'platform to take from multi-platform targets (default: this host)')
+    .option('--no-delta', 'store every new layer whole (default: a layer of a rebuilt base may be a file-level delta)')
     .option('--json', 'print a JSON summary')
     .addOption(engineOption())
     .action(async (inputs: string[], options: DiffOptions) => {

@@ -8,7 +8,9 @@ import { isRecord } from '../util/json.js';
  * compressed (gzip unless they arrived compressed), so the outer tar is not.
  */
 export const BUNDLE_FORMAT = 'ddiff-bundle';
-export const BUNDLE_VERSION = 1;
+/** Bundles without deltas are written as version 1, which older ddiff reads; deltas need 2. */
+export const BUNDLE_VERSION = 2;
+export const BUNDLE_VERSION_WITHOUT_DELTAS = 1;
 export const METADATA_ENTRY = 'ddiff-bundle.json';
 
 export interface BundleBlob {
@@ -17,6 +19,19 @@ export interface BundleBlob {
   mediaType: string;
   /** Bytes of the layer uncompressed, so a reader that cannot take the compression can be fed the inflated tar. */
   uncompressedSize?: number;
+  /** Present when the blob is a layer delta (src/delta): what rebuilding it needs. */
+  delta?: DeltaInfo;
+}
+
+/** A layer stored as a delta against base layers (bundle version 2). */
+export interface DeltaInfo {
+  /** Base layers (diffIDs) whose files the delta reads: load must find these too. */
+  baseLayers: Digest[];
+  /** Bytes of the rebuilt layer tar. */
+  uncompressedSize: number;
+  /** Bytes the layer would have taken whole in the bundle. */
+  wholeSize: number;
+  files: { referenced: number; deltified: number; literal: number };
 }
 
 interface BundleLayer {
@@ -64,6 +79,20 @@ function digests(value: unknown, what: string): Digest[] {
   return value as Digest[];
 }
 
+function isDeltaInfo(value: unknown): boolean {
+  if (!isRecord(value) || !Array.isArray(value.baseLayers) || !value.baseLayers.every(isDigest)) return false;
+  const count = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+  const files = value.files;
+  return (
+    count(value.uncompressedSize) &&
+    count(value.wholeSize) &&
+    isRecord(files) &&
+    count(files.referenced) &&
+    count(files.deltified) &&
+    count(files.literal)
+  );
+}
+
 /** Validates parsed metadata; unknown newer versions are refused with a clear message. */
 export function parseMetadata(json: unknown): BundleMetadata {
   check(isRecord(json), 'metadata is not a JSON object');
@@ -88,7 +117,8 @@ export function parseMetadata(json: unknown): BundleMetadata {
         Number.isSafeInteger(b.size) &&
         (b.size as number) >= 0 &&
         typeof b.mediaType === 'string' &&
-        (b.uncompressedSize === undefined || (Number.isSafeInteger(b.uncompressedSize) && (b.uncompressedSize as number) >= 0)),
+        (b.uncompressedSize === undefined || (Number.isSafeInteger(b.uncompressedSize) && (b.uncompressedSize as number) >= 0)) &&
+        (b.delta === undefined || isDeltaInfo(b.delta)),
       'a blob entry is malformed',
     );
   }

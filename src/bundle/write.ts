@@ -1,4 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Duplex, type Readable, type Transform, type Writable } from 'node:stream';
@@ -17,7 +18,16 @@ import { progress } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
 import { blobPath } from '../image/blob-names.js';
-import { BUNDLE_FORMAT, BUNDLE_VERSION, METADATA_ENTRY, type BundleBlob, type BundleImage, type BundleMetadata } from './format.js';
+import { DeltaStager, type DeltaSources } from './delta-stage.js';
+import {
+  BUNDLE_FORMAT,
+  BUNDLE_VERSION,
+  BUNDLE_VERSION_WITHOUT_DELTAS,
+  METADATA_ENTRY,
+  type BundleBlob,
+  type BundleImage,
+  type BundleMetadata,
+} from './format.js';
 
 export const LAYER_MEDIA_TYPES = {
   none: 'application/vnd.oci.image.layer.v1.tar',
@@ -34,6 +44,8 @@ export interface BundleInput {
   baseHas: Set<Digest>;
   /** How layers that arrive uncompressed are stored. */
   compression: LayerCompression;
+  /** Base layers a new layer may be stored as a delta against (absent: every layer whole). */
+  deltas?: DeltaSources;
 }
 
 export interface BundleResult {
@@ -112,6 +124,8 @@ function compressor(how: LayerCompression): Duplex {
 export async function writeBundle(output: string, input: BundleInput): Promise<BundleResult> {
   const staging = await tempDir('ddiff-stage-');
   const staged = new Map<Digest, Promise<BundleBlob & { file: string }>>();
+  const stager =
+    input.deltas && input.deltas.layers.length > 0 ? new DeltaStager(input.deltas, staging.path, input.compression.level || 3) : undefined;
   try {
     const limit = pLimit(Math.max(1, Math.min(4, cpus().length)));
     const configs = new Map<Digest, Buffer>();
@@ -127,7 +141,13 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
         }
         let blob = staged.get(layer.diffId);
         if (!blob) {
-          blob = limit(() => stageLayer(catalog, layer, staging.path, input.compression));
+          blob = limit(async () => {
+            const whole = await stageLayer(catalog, layer, staging.path, input.compression);
+            const delta = await stager?.tryDelta(layer, whole);
+            if (!delta) return whole;
+            await rm(whole.file, { force: true });
+            return delta;
+          });
           blob.catch(() => undefined);
           staged.set(layer.diffId, blob);
         }
@@ -142,13 +162,14 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     }
 
     const layerBlobs = await Promise.all(staged.values());
+    for (const blob of layerBlobs) for (const diffId of blob.delta?.baseLayers ?? []) needed.add(diffId);
     const blobs: BundleBlob[] = [
       ...[...configs].map(([id, bytes]) => ({ digest: id, size: bytes.length, mediaType: CONFIG_MEDIA_TYPE })),
       ...layerBlobs.map(({ file: _file, ...blob }) => blob),
     ];
     const metadata: BundleMetadata = {
       format: BUNDLE_FORMAT,
-      version: BUNDLE_VERSION,
+      version: layerBlobs.some((b) => b.delta) ? BUNDLE_VERSION : BUNDLE_VERSION_WITHOUT_DELTAS,
       created: new Date().toISOString(),
       base: { ...input.base, needed: [...needed] },
       images,
@@ -178,6 +199,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
   } finally {
     // A failed layer rejects early; its siblings must stop writing before the directory goes.
     await Promise.allSettled(staged.values());
+    await stager?.close();
     await staging.dispose();
   }
 }

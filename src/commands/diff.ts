@@ -11,11 +11,15 @@ import { tempDir } from '../util/cleanup.js';
 import { shortId } from '../util/digest.js';
 import { humanSize } from '../util/format.js';
 import { type BaseInfo, readHaveList } from '../bundle/have-list.js';
+import type { DeltaSources } from '../bundle/delta-stage.js';
+import { type Layer, openUncompressed } from '../image/layer.js';
 import type { Reporter } from './report.js';
 import { isArchivePath, resolveInput } from './inputs.js';
 
 export interface DiffOptions extends EngineChoice {
   have?: string;
+  /** false (--no-delta): every new layer whole. */
+  delta?: boolean;
   output?: string;
   json?: boolean;
   level?: string;
@@ -51,10 +55,25 @@ function defaultBundleName(image: Image): string {
 
 const SCRATCH_BASE: BaseInfo = { ids: [], tags: [], diffIds: new Set() };
 
-async function describeBase(input: string, options: DiffOptions): Promise<BaseInfo> {
+/** What the base has, and (for `diff BASE`, not a have-list) a way to read its layers' bytes. */
+type DescribedBase = BaseInfo & { layers?: (spoolDir: string) => Promise<Layer[]> };
+
+async function describeBase(input: string, options: DiffOptions): Promise<DescribedBase> {
   const resolved = await resolveInput(input, { ...options, verify: false });
   if (resolved.kind === 'engine') {
-    return { reference: input, ids: [resolved.image.id], tags: resolved.image.tags, diffIds: new Set(resolved.image.diffIds) };
+    const { engine, image } = resolved;
+    return {
+      reference: input,
+      ids: [image.id],
+      tags: image.tags,
+      diffIds: new Set(image.diffIds),
+      layers: async (spoolDir) => {
+        const file = `${spoolDir}/base-${Date.now()}.tar`;
+        await engine.save([input], file);
+        const catalog = await openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${input}`);
+        return (await readImages(catalog)).images.flatMap((i) => i.layers);
+      },
+    };
   }
   const images = resolved.images;
   return {
@@ -62,7 +81,22 @@ async function describeBase(input: string, options: DiffOptions): Promise<BaseIn
     ids: images.map((i) => i.id),
     tags: images.flatMap((i) => i.tags),
     diffIds: new Set(images.flatMap((i) => i.layers.map((l) => l.diffId))),
+    layers: async () => images.flatMap((i) => i.layers),
   };
+}
+
+/**
+ * The base layers new layers may be stored as deltas against: those of a base that was
+ * rebuilt, i.e. the base's layers the targets do not share. A target built FROM the base
+ * shares all of them, and then no delta is tried (nothing to gain, nothing read).
+ */
+async function deltaSources(base: DescribedBase, targets: Image[], spoolDir: string): Promise<DeltaSources | undefined> {
+  if (!base.layers) return undefined;
+  const shared = new Set(targets.flatMap((t) => t.layers.map((l) => l.diffId)));
+  if ([...base.diffIds].every((d) => shared.has(d))) return undefined;
+  const seen = new Set<string>();
+  const layers = (await base.layers(spoolDir)).filter((l) => !shared.has(l.diffId) && !seen.has(l.diffId) && seen.add(l.diffId));
+  return { layers: layers.map((l) => ({ diffId: l.diffId, open: () => openUncompressed(l) })) };
 }
 
 /** Opens a target so its layer bytes can be read: archives as they are, references via `save`. */
@@ -88,7 +122,7 @@ export async function diff(inputs: string[], options: DiffOptions, report: Repor
 
 /** Writes the bundle of `targets` against what `base` has (undefined: `FROM scratch`, nothing). */
 export async function diffAgainst(
-  base: BaseInfo | string | undefined,
+  base: DescribedBase | string | undefined,
   targets: string[],
   options: DiffOptions,
   report: Reporter,
@@ -114,11 +148,20 @@ export async function diffAgainst(
       }
     }
     const output = options.output ?? defaultBundleName(chosen[0]!.image);
+    const deltas =
+      options.delta === false
+        ? undefined
+        : await deltaSources(
+            baseInfo,
+            chosen.map((c) => c.image),
+            spool.path,
+          );
     const result = await writeBundle(output, {
       base: { ...(baseInfo.reference ? { reference: baseInfo.reference } : {}), ids: baseInfo.ids, tags: baseInfo.tags, needed: [] },
       targets: chosen,
       baseHas: baseInfo.diffIds,
       compression,
+      ...(deltas ? { deltas } : {}),
     });
     const layerCount = result.metadata.images.reduce((n, i) => n + i.layers.length, 0);
     const included = result.metadata.images.reduce((n, i) => n + i.layers.filter((l) => l.blob).length, 0);

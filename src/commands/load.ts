@@ -4,6 +4,7 @@ import { Engine, type EngineChoice } from '../engine/engine.js';
 import { DdiffError } from '../errors.js';
 import { chooseBase } from '../load/base.js';
 import { fastPathOmissions } from '../load/fast-path.js';
+import { rebuildDeltaLayers } from '../load/delta-layers.js';
 import { planArchive } from '../load/plan.js';
 import { loadIntoEngine, writeToFile, writeToStream } from '../load/sinks.js';
 import { isInterrupted, tempDir } from '../util/cleanup.js';
@@ -27,9 +28,16 @@ function selectBundleImages(bundle: Bundle, wanted: string | undefined): BundleI
   return images;
 }
 
-/** The diffIDs the images need from the base. */
-export function neededFromBase(images: BundleImage[]): Digest[] {
-  return [...new Set(images.flatMap((i) => i.layers.filter((l) => !l.blob).map((l) => l.diffId)))];
+/** The diffIDs the images need from the base: layers they take from it, and those their delta layers read. */
+export function neededFromBase(bundle: Bundle, images: BundleImage[]): Digest[] {
+  const blobs = new Map(bundle.metadata.blobs.map((b) => [b.digest, b]));
+  const layers = images.flatMap((i) => i.layers);
+  return [
+    ...new Set([
+      ...layers.filter((l) => !l.blob).map((l) => l.diffId),
+      ...layers.flatMap((l) => (l.blob ? (blobs.get(l.blob)?.delta?.baseLayers ?? []) : [])),
+    ]),
+  ];
 }
 
 /** `ddiff load BUNDLE`: verify, find the base, rebuild the image and load it (or write it). */
@@ -42,7 +50,7 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
   const verified = verifyBundle(bundle);
   verified.catch(() => undefined);
   const images = selectBundleImages(bundle, options.image);
-  const needed = neededFromBase(images);
+  const needed = neededFromBase(bundle, images);
   const toEngine = options.output === undefined;
   let engine: Engine | undefined;
   const getEngine = () => (engine ??= Engine.choose(options));
@@ -61,7 +69,8 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
       const target = getEngine();
       if (target.name === 'docker' && (await target.hasClassicStore())) omit = fastPathOmissions(images, base.images);
     }
-    const job = planArchive(bundle, images, base, needed, omit);
+    const rebuilt = await rebuildDeltaLayers(bundle, images, base, spool.path);
+    const job = planArchive(bundle, images, base, needed, omit, rebuilt);
     const summary = {
       images: images.map((i) => ({ id: i.id, tags: i.tags })),
       base: base.kind === 'none' ? null : base.name,

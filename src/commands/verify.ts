@@ -12,7 +12,7 @@ export async function verify(path: string, options: LoadOptions, report: Reporte
 
 async function verifyWith(bundle: Bundle, path: string, options: LoadOptions, report: Reporter): Promise<void> {
   await verifyBundle(bundle);
-  const needed = neededFromBase(bundle.metadata.images);
+  const needed = neededFromBase(bundle, bundle.metadata.images);
   let baseName: string | null = null;
   if (options.base !== undefined) {
     const spool = await tempDir('ddiff-verify-');

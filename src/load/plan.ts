@@ -5,6 +5,7 @@ import { bundleLayer, type Bundle } from '../bundle/read.js';
 import { copySavedLayers } from '../engine/save-stream.js';
 import { MissingLayersError } from '../errors.js';
 import { blobPath } from '../image/blob-names.js';
+import type { Layer } from '../image/layer.js';
 import type { HeaderPatch } from '../tar/writer.js';
 import type { Digest } from '../util/digest.js';
 import type { BaseSource } from './base.js';
@@ -13,13 +14,20 @@ import type { BaseSource } from './base.js';
 export type ArchiveJob = (out: Writable, options: ArchiveWriterOptions) => Promise<readonly HeaderPatch[]>;
 
 /** The images to write, their base layers taken from `baseLayer`. */
-async function imagesFrom(bundle: Bundle, images: BundleImage[], baseLayer: (diffId: Digest) => LayerToWrite): Promise<ImageToWrite[]> {
+async function imagesFrom(
+  bundle: Bundle,
+  images: BundleImage[],
+  baseLayer: (diffId: Digest) => LayerToWrite,
+  rebuilt: Map<Digest, Layer>,
+): Promise<ImageToWrite[]> {
   return Promise.all(
     images.map(async (image) => ({
       id: image.id,
       configBytes: await bundle.catalog.bytes(blobPath(image.id)),
       tags: image.tags,
-      layers: await Promise.all(image.layers.map((l) => (l.blob ? bundleLayer(bundle, l.diffId, l.blob) : baseLayer(l.diffId)))),
+      layers: await Promise.all(
+        image.layers.map((l) => rebuilt.get(l.diffId) ?? (l.blob ? bundleLayer(bundle, l.diffId, l.blob) : baseLayer(l.diffId))),
+      ),
     })),
   );
 }
@@ -35,6 +43,8 @@ export function planArchive(
   base: BaseSource,
   needed: Digest[],
   omit: Set<Digest> | undefined,
+  /** Delta layers, already rebuilt and checked (load/delta-layers.ts). */
+  rebuilt: Map<Digest, Layer>,
 ): ArchiveJob {
   return async (out, options) => {
     const writer = new ImageArchiveWriter(out, options);
@@ -58,7 +68,7 @@ export function planArchive(
           throw new MissingLayersError(`the bundle needs base layer ${diffId} and no base was given`);
         };
       }
-      await writer.finish(await imagesFrom(bundle, images, baseLayer));
+      await writer.finish(await imagesFrom(bundle, images, baseLayer, rebuilt));
       return writer.headerPatches();
     } catch (error) {
       writer.destroy(error as Error);

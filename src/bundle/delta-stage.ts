@@ -1,0 +1,70 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { encodeLayerDelta, SpooledBase, verifyLayerDelta } from '../delta/index.js';
+import { type Layer, openUncompressed } from '../image/layer.js';
+import { hexOf, type Digest } from '../util/digest.js';
+import type { BundleBlob, DeltaInfo } from './format.js';
+
+export const DELTA_MEDIA_TYPE = 'application/vnd.ddiff.layer.delta.v1';
+
+/** Base layers a delta may read from: their diffIDs and uncompressed tars. */
+export interface DeltaSources {
+  layers: { diffId: Digest; open: () => Readable }[];
+}
+
+/**
+ * The base's files, indexed once (every regular file of every source layer, spooled to disk so
+ * binary deltas can read old bytes back), shared by every target layer's delta.
+ */
+export class DeltaStager {
+  private base: Promise<SpooledBase> | undefined;
+
+  constructor(
+    private readonly sources: DeltaSources,
+    private readonly dir: string,
+    private readonly level: number,
+  ) {}
+
+  private spooled(): Promise<SpooledBase> {
+    this.base ??= (async () => {
+      const base = await SpooledBase.create(this.dir);
+      for (const layer of this.sources.layers) await base.addLayer(layer.diffId, layer.open(), { hash: false });
+      return base;
+    })();
+    return this.base;
+  }
+
+  /**
+   * Writes the layer's delta and keeps it when it is smaller than the whole blob and proven to
+   * rebuild the layer's exact bytes (its diffID); otherwise undefined: the layer stays whole.
+   */
+  async tryDelta(layer: Layer, whole: BundleBlob): Promise<(BundleBlob & { file: string }) | undefined> {
+    const base = await this.spooled();
+    const file = join(this.dir, `delta-${hexOf(layer.diffId)}`);
+    const stats = await encodeLayerDelta(openUncompressed(layer), base, createWriteStream(file), { level: this.level });
+    if (stats.digest !== layer.diffId || stats.bytesOut >= whole.size) return undefined;
+    const proof = await verifyLayerDelta(createReadStream(file), base, { source: layer.source, expectedSize: stats.bytesIn });
+    if (proof.digest !== layer.diffId) return undefined;
+    const { digest, size } = await digestFile(file);
+    const delta: DeltaInfo = {
+      baseLayers: stats.baseLayers,
+      uncompressedSize: stats.bytesIn,
+      wholeSize: whole.size,
+      files: stats.files,
+    };
+    return { digest, size, mediaType: DELTA_MEDIA_TYPE, delta, file };
+  }
+
+  async close(): Promise<void> {
+    if (this.base) await (await this.base.catch(() => undefined))?.close();
+  }
+}
+
+async function digestFile(file: string): Promise<{ digest: Digest; size: number }> {
+  const { createHash } = await import('node:crypto');
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return { digest: `sha256:${hash.digest('hex')}`, size: (await stat(file)).size };
+}
