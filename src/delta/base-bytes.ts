@@ -23,7 +23,7 @@ export interface DeltaBase {
 export type ShortRead = (layer: number, offset: number, length: number, got: number) => Error;
 
 /** Also the size of the reads that copy base bytes out, so no copy allocates more. */
-export const READ_AHEAD = 256 * 1024;
+export const READ_AHEAD = 64 * 1024;
 
 async function collect(stream: Readable, length: number): Promise<Buffer> {
   const parts: Buffer[] = [];

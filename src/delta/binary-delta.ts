@@ -3,71 +3,91 @@ import zlib from 'node:zlib';
 
 /**
  * Binary deltas are zstd frames whose dictionary is the old bytes (what `zstd --patch-from`
- * does), through node:zlib: no native addon, nothing the load host could lack. Small ones run
- * on libuv's threads, beside the hashing on the main thread; those whose input and dictionary
- * pass 1 MiB run on the main thread: each libuv thread keeps its own malloc arena, and four
- * arenas each holding a large zstd context (tables, window, dictionary copy) cost 60 MB of
- * peak RSS (measured: 20 sequential 3 MB deltas, 130 MB peak with 4 threads, 73 MB with 1).
+ * does), through node:zlib: no native addon, nothing the load host could lack.
  *
- * Measured on the 705 files a Debian security-update rebuild changed (17.1 MB, same paths):
- * zstd's own level-3 parameters give 3.81 MB, because for inputs beyond 256 KB they size the
- * match tables (2^17 hash, 2^16 chain) for the input alone and a multi-megabyte dictionary
- * overflows them; level 9 gives 1.14 MB but is ~2.5× slower; level 19 1.08 MB at ~40×.
- * Level 3 with tables sized for dictionary + input (capped at 2^20, so 8 MB of tables) gives
- * 1.17 MB at level-3 speed. Larger tables gain nothing measurable; LDM loses.
+ * Parameters, measured on the files a Debian security-update rebuild changed (705 files,
+ * 17.1 MB, same paths): zstd's own level-3 parameters give 3.81 MB, because past 256 KB they
+ * size the match tables for the input alone and a multi-megabyte dictionary overflows them;
+ * level 9 gives 1.14 MB at ~2.5× the time, level 19 1.08 MB at ~40×. Level 3 with tables sized
+ * for dictionary + input gives 1.17 MB at level-3 speed. Past 1 MiB (dictionary + input; 6
+ * files there, 0.55 MB of deltas) level 1 with a 2^19 hash table is as small as level 3 with
+ * 2^20 hash and chain tables (551 vs 555 KB), faster, and needs 2 MB of tables instead of 8.
+ * Larger tables gain nothing measurable; long-distance matching loses.
+ *
+ * Threads: small deltas are made on libuv's threads, beside the hashing on the main thread;
+ * past 256 KiB on the main thread: each libuv thread keeps its own malloc arena, and four
+ * arenas each holding a large compression context (tables, window, dictionary copy) cost 60 MB
+ * of peak RSS (20 sequential 3 MB deltas: 130 MB peak with 4 threads, 73 MB with 1).
+ * Decompression contexts are small enough to stream on the threads.
  */
 const compress = promisify(zlib.zstdCompress);
-const decompress = promisify(zlib.zstdDecompress);
 const C = zlib.constants;
 
 const syncCompress = async (data: Buffer, options: zlib.ZstdOptions): Promise<Buffer> => zlib.zstdCompressSync(data, options);
-const syncDecompress = async (data: Buffer, options: zlib.ZstdOptions): Promise<Buffer> => zlib.zstdDecompressSync(data, options);
 
-const LEVEL = 3;
-const ON_MAIN_THREAD = 1024 * 1024;
-const TABLE_LOG_MAX = 20;
+/** Deltas whose input and dictionary pass this are made on the main thread (see above). */
+export const SMALL_DELTA = 256 * 1024;
+const LARGE_DELTA = 1024 * 1024;
 
 /** zlib allocates an output buffer of chunkSize per call (16 KiB by default): sized to the output, most deltas allocate far less. */
 function chunkFor(expected: number): number {
-  return Math.max(1024, Math.min(256 * 1024, 2 ** Math.ceil(Math.log2(expected + 1))));
+  return Math.max(1024, Math.min(64 * 1024, 2 ** Math.ceil(Math.log2(expected + 1))));
 }
 
-function tables(total: number): Record<number, number> {
-  // zstd picks its level-3 tables by size tier, sized for inputs, not for input + dictionary;
-  // below 1 MiB that costs nothing measurable, and allocating bigger ones costs time.
-  if (total <= 1024 * 1024) return {};
-  const log = Math.max(17, Math.min(TABLE_LOG_MAX, Math.ceil(Math.log2(total)) - 2));
-  return { [C.ZSTD_c_hashLog]: log, [C.ZSTD_c_chainLog]: log };
+/** Level and table sizes for a delta of `total` bytes of input and dictionary (see above). */
+function parameters(total: number): Record<number, number> {
+  if (total <= LARGE_DELTA) return { [C.ZSTD_c_compressionLevel]: 3 };
+  const log = Math.max(17, Math.min(19, Math.ceil(Math.log2(total)) - 2));
+  return { [C.ZSTD_c_compressionLevel]: 1, [C.ZSTD_c_hashLog]: log };
 }
 
 /** A zstd frame of `target` against `dictionary` (the old bytes). */
 export async function encodeDelta(target: Buffer, dictionary: Buffer): Promise<Buffer> {
   const total = target.length + dictionary.length;
-  return (total > ON_MAIN_THREAD ? syncCompress : compress)(target, {
+  return (total > SMALL_DELTA ? syncCompress : compress)(target, {
     dictionary,
     chunkSize: chunkFor(target.length / 2),
     pledgedSrcSize: target.length,
     params: {
-      [C.ZSTD_c_compressionLevel]: LEVEL,
+      ...parameters(total),
       // The window must reach back over the whole dictionary.
       [C.ZSTD_c_windowLog]: Math.max(10, Math.min(27, Math.ceil(Math.log2(total + 1)))),
       [C.ZSTD_c_checksumFlag]: 0,
-      ...tables(total),
     },
   });
 }
 
 /**
- * The bytes a delta frame makes with `dictionary`: exactly `size` of them, or undefined when
- * the frame is not a valid delta against it (callers report that as a corrupt delta). Never
- * produces more than `size` bytes, whatever the frame claims.
+ * Streams the bytes a delta frame makes with `dictionary` to `sink`, in chunks of at most
+ * 64 KiB, and resolves to whether they were exactly `size` bytes of a valid frame (false: the
+ * frame is corrupt, or not a delta against this dictionary, or `sink` returned false). Stops as
+ * soon as the frame makes more than `size`; what `sink` throws is thrown. Chunks rather than one buffer: a piece's output in one 4 MiB buffer per
+ * piece made V8 keep ~60 MB of them dead before collecting (1 GiB file, 190 MB peak RSS).
  */
-export async function decodeDelta(payload: Buffer, dictionary: Buffer, size: number): Promise<Buffer | undefined> {
+export async function streamDelta(
+  payload: Buffer,
+  dictionary: Buffer,
+  size: number,
+  sink: (chunk: Buffer) => Promise<void> | boolean | undefined,
+): Promise<boolean> {
+  const inflate = zlib.createZstdDecompress({ dictionary, chunkSize: chunkFor(size) });
+  inflate.end(payload);
+  let got = 0;
+  const chunks = inflate[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   try {
-    const inflate = size + dictionary.length > ON_MAIN_THREAD ? syncDecompress : decompress;
-    const out = await inflate(payload, { dictionary, chunkSize: chunkFor(size), maxOutputLength: Math.max(size, 1) });
-    return out.length === size ? out : undefined;
-  } catch {
-    return undefined;
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch {
+        return false; // zstd refused the frame
+      }
+      if (next.done) break;
+      got += next.value.length;
+      if (got > size || (await sink(next.value)) === false) return false;
+    }
+  } finally {
+    inflate.destroy();
   }
+  return got === size;
 }

@@ -1,10 +1,9 @@
 import type { BaseFile } from './base-index.js';
 import type { DecodeState } from './decode-state.js';
 import { DeltaFormatError, DeltaReferenceError } from './errors.js';
-import { CHUNK, chunkWindow, Tag } from './format.js';
+import { CHUNK, chunkWindow, Tag, ZEROS } from './format.js';
 import type { RecordReader } from './record-reader.js';
 
-const ZEROS = Buffer.alloc(CHUNK);
 
 /** A BIG record and its pieces (format.ts): never more than one piece and its dictionary in memory. */
 export async function decodeBigFile(records: RecordReader, state: DecodeState): Promise<void> {
@@ -44,8 +43,7 @@ export async function decodeBigFile(records: RecordReader, state: DecodeState): 
         const digest = await records.bytes(32);
         const window = chunkWindow(index, file.size);
         const dictionary = await state.dictionary(file, window.start, window.end - window.start);
-        const data = await state.applyDelta(await records.bytes(payload), dictionary, length, digest, `piece ${index} of a big file`);
-        await state.emit(data);
+        await state.applyDelta(await records.bytes(payload), dictionary, length, digest, `piece ${index} of a big file`);
         break;
       }
       case -1:

@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import type { Digest } from '../util/digest.js';
 import { type BaseReader, READ_AHEAD } from './base-bytes.js';
 import type { BaseFile, BaseFileIndex } from './base-index.js';
-import { decodeDelta } from './binary-delta.js';
+import { streamDelta } from './binary-delta.js';
 import { DeltaCorruptError, DeltaLimitError, DeltaReferenceError } from './errors.js';
 import { DICT_MAX, type OrdinalCoder } from './format.js';
 import type { RecordReader } from './record-reader.js';
@@ -110,13 +110,20 @@ export class DecodeState {
     }
   }
 
-  async applyDelta(payload: Buffer, dictionary: Buffer, size: number, digest: Buffer, what: string): Promise<Buffer> {
+  /**
+   * Writes what a delta rebuilds, then checks its size and digest: a mismatch may be found after
+   * some of its bytes are out, as with the total; a failed decode's output is never to be used.
+   */
+  async applyDelta(payload: Buffer, dictionary: Buffer, size: number, digest: Buffer, what: string): Promise<void> {
     this.reserve(size, `delta of '${what}'`);
-    const data = await decodeDelta(payload, dictionary, size);
-    if (data === undefined || !createHash('sha256').update(data).digest().equals(digest)) {
+    const hash = createHash('sha256');
+    const whole = await streamDelta(payload, dictionary, size, async (chunk) => {
+      hash.update(chunk);
+      await this.emit(chunk);
+    });
+    if (!whole || !hash.digest().equals(digest)) {
       throw new DeltaCorruptError(this.source, `delta of '${what}' does not rebuild the file it was made from`);
     }
-    return data;
   }
 
   finish(size: number, digest: Buffer): void {

@@ -71,7 +71,7 @@ async function decodeRecords(records: RecordReader, state: DecodeState): Promise
         const payload = await records.size('delta payload', 1, CHUNK);
         const digest = await records.bytes(32);
         const dictionary = await state.dictionary(file, 0, Math.min(file.size, DICT_MAX));
-        await state.emit(await state.applyDelta(await records.bytes(payload), dictionary, size, digest, file.path));
+        await state.applyDelta(await records.bytes(payload), dictionary, size, digest, file.path);
         break;
       }
       case Tag.big:

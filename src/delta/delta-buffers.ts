@@ -1,3 +1,4 @@
+import { SMALL_DELTA } from './binary-delta.js';
 import { CHUNK, DICT_MAX } from './format.js';
 
 /**
@@ -8,8 +9,6 @@ import { CHUNK, DICT_MAX } from './format.js';
  * at once); larger ones share one large pair, one at a time (they run on the main thread).
  */
 const SLOTS = 4;
-/** Input + dictionary up to this run in a small slot. */
-export const SMALL_DELTA = 1024 * 1024;
 
 interface Pair {
   data: Buffer;

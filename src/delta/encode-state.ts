@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Digest } from '../util/digest.js';
 import { BaseReader, type DeltaBase } from './base-bytes.js';
 import type { BaseFile } from './base-index.js';
-import { decodeDelta, encodeDelta } from './binary-delta.js';
+import { encodeDelta, streamDelta } from './binary-delta.js';
 import { DeltaBuffers } from './delta-buffers.js';
-import { OrdinalCoder } from './format.js';
+import { CHUNK, OrdinalCoder } from './format.js';
 import { OrderedPipeline } from './pipeline.js';
 import type { RecordSink } from './sink.js';
 
@@ -48,6 +48,7 @@ export class EncodeState {
   readonly reader: BaseReader | undefined;
   readonly pipeline = new OrderedPipeline(IN_FLIGHT, IN_FLIGHT_BYTES);
   private readonly buffers = new DeltaBuffers();
+  private piece: Buffer | undefined;
 
   constructor(
     readonly base: DeltaBase,
@@ -68,14 +69,20 @@ export class EncodeState {
     };
   }
 
+  /** The buffer big-file pieces are read into, reused from piece to piece. */
+  pieceBuffer(): Buffer {
+    this.piece ??= Buffer.allocUnsafe(CHUNK);
+    return this.piece;
+  }
+
   /** Queues a record with no preparation. */
   async write(head: Buffer, ...payloads: Buffer[]): Promise<void> {
-    await this.pipeline.add(Promise.resolve(), 0, () => this.sink.record(head, ...payloads));
+    await this.pipeline.then(() => this.sink.record(head, ...payloads));
   }
 
   /** Queues verbatim bytes. */
   async raw(data: Buffer): Promise<void> {
-    await this.pipeline.add(Promise.resolve(), 0, () => this.sink.raw(data));
+    await this.pipeline.then(() => this.sink.raw(data));
   }
 
   /**
@@ -106,8 +113,12 @@ export class EncodeState {
       for (const part of parts) at += part.copy(data, at);
       const payload = await encodeDelta(data, dictionary);
       if (payload.length >= size * DELTA_GAIN) return undefined;
-      const back = await decodeDelta(payload, dictionary, size);
-      if (back === undefined || !back.equals(data)) return undefined;
+      let checked = 0;
+      const same = await streamDelta(payload, dictionary, size, (chunk) => {
+        checked += chunk.length;
+        return chunk.equals(data.subarray(checked - chunk.length, checked));
+      });
+      if (!same) return undefined;
       return { payload, digest: createHash('sha256').update(data).digest() };
     });
   }

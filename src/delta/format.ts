@@ -33,11 +33,17 @@ export const MAGIC = Buffer.from('DDLT', 'latin1');
 export const VERSION = 1;
 export const PREFIX_SIZE = 8;
 
-/** Files up to this size are handled whole; larger ones piece by piece. Bounds every buffer. */
-export const CHUNK = 4 * 1024 * 1024;
+/**
+ * Files up to this size are handled whole; larger ones piece by piece. Bounds every buffer:
+ * with 4 MiB, a changed 1 GiB file cost ~130 MB peak RSS to encode (piece, dictionary window,
+ * zstd's tables and window and its copy of the dictionary), with 2 MiB ~100 MB.
+ */
+export const CHUNK = 2 * 1024 * 1024;
 /** Dictionary for a whole-file delta: the source's first DICT_MAX bytes. */
 export const DICT_MAX = 2 * CHUNK;
 export const RAW_MAX = 1 << 20;
+/** Zeros to compare with and to write out. */
+export const ZEROS = Buffer.alloc(CHUNK);
 
 export const Tag = {
   base: 0x42,

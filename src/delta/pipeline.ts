@@ -7,6 +7,8 @@ export class OrderedPipeline {
   private tail: Promise<void> = Promise.resolve();
   private readonly inflight: { done: Promise<void>; bytes: number }[] = [];
   private held = 0;
+  private unsettled = 0;
+  private failure: { error: unknown } | undefined;
 
   constructor(
     private readonly maxCount: number,
@@ -16,8 +18,15 @@ export class OrderedPipeline {
   async add<T>(prepare: Promise<T>, bytes: number, write: (value: T) => Promise<void>): Promise<void> {
     // A failure surfaces through the chain (drain or the limiter), never as an unhandled rejection.
     prepare.catch(() => undefined);
+    this.unsettled++;
     const done = this.tail.then(async () => write(await prepare));
-    done.catch(() => undefined);
+    done.then(
+      () => this.unsettled--,
+      (error: unknown) => {
+        this.unsettled--;
+        this.failure ??= { error };
+      },
+    );
     this.tail = done;
     this.inflight.push({ done, bytes });
     this.held += bytes;
@@ -26,6 +35,13 @@ export class OrderedPipeline {
       this.held -= oldest.bytes;
       await oldest.done;
     }
+  }
+
+  /** A step with nothing to prepare: written at once when nothing is in flight (most steps). */
+  async then(write: () => Promise<void>): Promise<void> {
+    if (this.failure !== undefined) throw this.failure.error;
+    if (this.unsettled === 0) return write();
+    return this.add(Promise.resolve(), 0, write);
   }
 
   /** Waits for every step; throws the first failure. */

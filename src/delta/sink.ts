@@ -17,6 +17,7 @@ export class RecordSink {
   private pendingLength = 0;
   private batch: Buffer[] = [];
   private batchLength = 0;
+  private lastTaken: Promise<void> = Promise.resolve();
   /** Compressed bytes written after the prefix. */
   written = 0;
 
@@ -55,7 +56,18 @@ export class RecordSink {
   }
 
   private async send(data: Buffer): Promise<void> {
-    if (!this.zstd.write(data)) await Promise.race([once(this.zstd, 'drain'), this.piping]);
+    const taken = new Promise<void>((resolve, reject) => {
+      this.zstd.write(data, (error) => (error ? reject(error) : resolve()));
+    });
+    taken.catch(() => undefined);
+    this.lastTaken = taken;
+    if (this.zstd.writableNeedDrain) await Promise.race([once(this.zstd, 'drain'), this.piping]);
+  }
+
+  /** Resolves once zlib has taken every byte given so far: buffers given may then be reused. */
+  async taken(): Promise<void> {
+    await this.writeBatch();
+    await this.lastTaken;
   }
 
   /** Verbatim bytes, gathered into RAW records (one per run between file contents, mostly). */
