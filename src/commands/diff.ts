@@ -142,7 +142,7 @@ export async function diffAgainst(
         chosen.push({ image, catalog });
         if (base !== undefined && !image.layers.some((l) => baseInfo.diffIds.has(l.diffId))) {
           report.warn(
-            `warning: ${target} (${image.tags[0] ?? shortId(image.id)}) shares no layers with ${baseName}; the bundle holds all its layers`,
+            `warning: ${target} (${image.tags[0] ?? shortId(image.id)}) shares no layers with ${baseName}; the bundle holds all its layers${baseInfo.layers && options.delta !== false ? ' (as deltas against the base where smaller)' : ''}`,
           );
         }
       }
