@@ -129,7 +129,7 @@ export async function diffAgainst(
 ): Promise<void> {
   const compression = layerCompression(options);
   const wanted = options.platform ? parsePlatform(options.platform) : undefined;
-  const baseInfo = base === undefined ? SCRATCH_BASE : typeof base === 'string' ? await describeBase(base, options) : base;
+  const baseInfo: DescribedBase = base === undefined ? SCRATCH_BASE : typeof base === 'string' ? await describeBase(base, options) : base;
   const baseName = baseInfo.reference ?? (base === undefined ? 'scratch' : 'the have-list');
   const spool = await tempDir('ddiff-diff-');
   try {
