@@ -61,8 +61,8 @@ function takeEngine(method: CompressMethod, level: number): Engine {
 
 function giveEngine(method: CompressMethod, level: number, engine: Engine): void {
   const key = `${method}-${level}`;
-  let engines = idle.get(key);
-  if (!engines) idle.set(key, (engines = []));
+  const engines = idle.get(key) ?? [];
+  idle.set(key, engines);
   if (engines.length < CORES) engines.push(engine);
   else engine.destroy();
 }
