@@ -60,7 +60,11 @@ async function phase(kind: 'encode' | 'decode', dir: string, pair: string, delta
     t = performance.now();
     let result: object;
     if (kind === 'encode') {
-      const stats = await encodeLayerDelta(createReadStream(join(dir, target), { highWaterMark: 1 << 20 }), spool, createWriteStream(deltaPath));
+      const stats = await encodeLayerDelta(
+        createReadStream(join(dir, target), { highWaterMark: 1 << 20 }),
+        spool,
+        createWriteStream(deltaPath),
+      );
       result = { ...stats };
     } else {
       result = await decodeLayerDelta(createReadStream(deltaPath), spool, createWriteStream('/dev/null'));

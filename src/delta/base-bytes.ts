@@ -20,7 +20,7 @@ export interface DeltaBase {
 }
 
 /** What a BaseReader reports when the base's bytes are not what its index says. */
-export type ShortRead = (layer: number, offset: number, length: number, got: number) => Error;
+type ShortRead = (layer: number, offset: number, length: number, got: number) => Error;
 
 /** Also the size of the reads that copy base bytes out, so no copy allocates more. */
 export const READ_AHEAD = 64 * 1024;

@@ -4,7 +4,6 @@ import { DeltaFormatError, DeltaReferenceError } from './errors.js';
 import { CHUNK, chunkWindow, Tag, ZEROS } from './format.js';
 import type { RecordReader } from './record-reader.js';
 
-
 /** A BIG record and its pieces (format.ts): never more than one piece and its dictionary in memory. */
 export async function decodeBigFile(records: RecordReader, state: DecodeState): Promise<void> {
   const size = await records.size('big file', CHUNK + 1, Number.MAX_SAFE_INTEGER);

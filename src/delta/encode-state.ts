@@ -77,12 +77,12 @@ export class EncodeState {
 
   /** Queues a record with no preparation. */
   async write(head: Buffer, ...payloads: Buffer[]): Promise<void> {
-    await this.pipeline.then(() => this.sink.record(head, ...payloads));
+    await this.pipeline.step(() => this.sink.record(head, ...payloads));
   }
 
   /** Queues verbatim bytes. */
   async raw(data: Buffer): Promise<void> {
-    await this.pipeline.then(() => this.sink.raw(data));
+    await this.pipeline.step(() => this.sink.raw(data));
   }
 
   /**

@@ -47,7 +47,7 @@ async function encodeSmallFile(state: EncodeState, path: string, size: number, p
   const same = await identical(state, path, size, parts);
   if (same !== undefined) {
     state.count('referenced', size);
-    await state.pipeline.then(() => state.sink.record(record(Tag.ref, ...state.source(same))));
+    await state.pipeline.step(() => state.sink.record(record(Tag.ref, ...state.source(same))));
     return;
   }
   const similar = state.reader && state.base.index.similar(path, size);

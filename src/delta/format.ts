@@ -90,11 +90,11 @@ export function varints(...fields: number[]): Buffer {
   return Buffer.from(bytes);
 }
 
-export function zigzag(value: number): number {
+function zigzag(value: number): number {
   return value >= 0 ? value * 2 : -value * 2 - 1;
 }
 
-export function unzigzag(value: number): number {
+function unzigzag(value: number): number {
   return value % 2 === 0 ? value / 2 : -(value + 1) / 2;
 }
 

@@ -38,7 +38,7 @@ export class OrderedPipeline {
   }
 
   /** A step with nothing to prepare: written at once when nothing is in flight (most steps). */
-  async then(write: () => Promise<void>): Promise<void> {
+  async step(write: () => Promise<void>): Promise<void> {
     if (this.failure !== undefined) throw this.failure.error;
     if (this.unsettled === 0) return write();
     return this.add(Promise.resolve(), 0, write);

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, readSync, type WriteStream } from 'node:fs';
 import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -57,6 +57,11 @@ export class SpooledBase implements DeltaBase, BaseBytes {
     }
   }
 
+  /**
+   * Reads with readSync: the reads are small (64 KiB to a few MiB) from a local temporary file,
+   * mostly in the page cache, and FileHandle.read cost ~190 µs of CPU per call against ~25 µs
+   * (measured: 1850 reads of 64 KiB, 345 ms against 44 ms).
+   */
   async readInto(layer: number, offset: number, target: Buffer): Promise<number> {
     const file = this.files[layer];
     if (file === undefined) return 0;
@@ -64,7 +69,7 @@ export class SpooledBase implements DeltaBase, BaseBytes {
     const handle = await file.handle;
     let filled = 0;
     while (filled < target.length) {
-      const { bytesRead } = await handle.read(target, filled, target.length - filled, file.start + offset + filled);
+      const bytesRead = readSync(handle.fd, target, filled, target.length - filled, file.start + offset + filled);
       if (bytesRead === 0) break;
       filled += bytesRead;
     }
@@ -101,7 +106,7 @@ class FileChunks implements SkippingSource {
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
     while (this.position < this.end) {
       const buffer = Buffer.allocUnsafe(Math.min(64 * 1024, this.end - this.position));
-      const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.position);
+      const bytesRead = readSync(this.handle.fd, buffer, 0, buffer.length, this.position);
       if (bytesRead === 0) return;
       this.position += bytesRead;
       yield buffer.subarray(0, bytesRead);

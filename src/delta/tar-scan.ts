@@ -10,7 +10,7 @@ import type { ChunkReader } from './chunk-reader.js';
  * the input exactly, whatever it holds: from the first block that is not a valid header (or the
  * first zero block) on, the rest is one raw run, so odd archives cost size, never correctness.
  */
-export type TarPiece =
+type TarPiece =
   | { kind: 'raw'; data: Buffer }
   | { kind: 'file'; path: string; size: number; offset: number; content: FileContent }
   | { kind: 'link'; path: string; target: string };
@@ -28,7 +28,7 @@ const MAX_META = 1 << 20;
 const RAW_PIECE = 1 << 20;
 
 /** The name a file is matched by: no leading `/` or `./`. */
-export function pathKey(name: string): string {
+function pathKey(name: string): string {
   let key = name.replace(/^(?:\.?\/)+/, '').replace(/\/+$/, '');
   // posix.normalize costs more than the rest of a header's parsing; most names need none.
   if (/(?:^|\/)\.{1,2}(?:\/|$)|\/\//.test(key)) key = posix.normalize(key);

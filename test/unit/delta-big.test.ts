@@ -202,9 +202,13 @@ describe('big files', () => {
       process.stdout.write(JSON.stringify({ ...result, maxRss: process.resourceUsage().maxRSS * 1024 }));
     `;
     const run = async (mode: string): Promise<{ maxRss: number; digest: string; files?: { deltified: number } }> => {
-      const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', child, mode, basePath, join(work, 'mem.delta'), String(size)], {
-        maxBuffer: 1 << 20,
-      });
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--input-type=module', '-e', child, mode, basePath, join(work, 'mem.delta'), String(size)],
+        {
+          maxBuffer: 1 << 20,
+        },
+      );
       return JSON.parse(stdout) as { maxRss: number; digest: string; files?: { deltified: number } };
     };
     const encoded = await run('encode');

@@ -140,7 +140,10 @@ describe('hostile deltas', () => {
   });
 
   test('records declaring enormous sizes are refused before anything is produced', async () => {
-    assert.equal(await refused(deltaOf(baseRecord(), record(Tag.literal, 2 ** 50)), DeltaLimitError, /literal file of 1125899906842624 bytes/), 0);
+    assert.equal(
+      await refused(deltaOf(baseRecord(), record(Tag.literal, 2 ** 50)), DeltaLimitError, /literal file of 1125899906842624 bytes/),
+      0,
+    );
     assert.equal(await refused(deltaOf(baseRecord(), record(Tag.raw, RAW_MAX + 1)), DeltaLimitError, /RAW record/), 0);
     const bomb = deltaOf(baseRecord(), record(Tag.big, 2 ** 52, 0), ...Array.from({ length: 1000 }, () => record(Tag.zero)));
     assert.equal(await refused(bomb, DeltaLimitError, /more than the 1000000 bytes allowed/, { expectedSize: 1_000_000 }), 0);

@@ -96,7 +96,11 @@ function sha256File(path: string): Digest {
 }
 
 /** Encodes `target` against `bases`, decodes it again; returns what both said and the delta's size. */
-async function roundTrip(work: string, bases: string[], target: string): Promise<{ stats: EncodeStats; decoded: DecodeResult; rebuilt: Buffer }> {
+async function roundTrip(
+  work: string,
+  bases: string[],
+  target: string,
+): Promise<{ stats: EncodeStats; decoded: DecodeResult; rebuilt: Buffer }> {
   const spool = await SpooledBase.create(work);
   try {
     for (const base of bases) await spool.addLayerFile(sha256File(base), base, { hash: false });
