@@ -180,6 +180,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that stops early (`ddiff list … | head`, or `-o - | ssh …` failing) closes stdout:
+// end as a process killed by SIGPIPE would (141), without a stack trace; temp files still go.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(141);
+  throw error;
+});
+
 let settled = false;
 main(process.argv).then((code) => {
   settled = true;

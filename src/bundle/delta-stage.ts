@@ -1,13 +1,12 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { encodeLayerDelta, SpooledBase, verifyLayerDelta } from '../delta/index.js';
 import { type Layer, openUncompressed } from '../image/layer.js';
-import { hexOf, type Digest } from '../util/digest.js';
+import { digestStream, hexOf, type Digest } from '../util/digest.js';
 import type { BundleBlob, DeltaInfo } from './format.js';
 
-export const DELTA_MEDIA_TYPE = 'application/vnd.ddiff.layer.delta.v1';
+const DELTA_MEDIA_TYPE = 'application/vnd.ddiff.layer.delta.v1';
 
 /** Base layers a delta may read from: their diffIDs and uncompressed tars. */
 export interface DeltaSources {
@@ -47,7 +46,7 @@ export class DeltaStager {
     if (stats.digest !== layer.diffId || stats.bytesOut >= whole.size) return undefined;
     const proof = await verifyLayerDelta(createReadStream(file), base, { source: layer.source, expectedSize: stats.bytesIn });
     if (proof.digest !== layer.diffId) return undefined;
-    const { digest, size } = await digestFile(file);
+    const { digest, size } = await digestStream(createReadStream(file));
     const delta: DeltaInfo = {
       baseLayers: stats.baseLayers,
       uncompressedSize: stats.bytesIn,
@@ -60,11 +59,4 @@ export class DeltaStager {
   async close(): Promise<void> {
     if (this.base) await (await this.base.catch(() => undefined))?.close();
   }
-}
-
-async function digestFile(file: string): Promise<{ digest: Digest; size: number }> {
-  const { createHash } = await import('node:crypto');
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return { digest: `sha256:${hash.digest('hex')}`, size: (await stat(file)).size };
 }

@@ -29,14 +29,14 @@ import {
   type BundleMetadata,
 } from './format.js';
 
-export const LAYER_MEDIA_TYPES = {
+const LAYER_MEDIA_TYPES = {
   none: 'application/vnd.oci.image.layer.v1.tar',
   gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
   zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
 } as const;
-export const CONFIG_MEDIA_TYPE = 'application/vnd.oci.image.config.v1+json';
+const CONFIG_MEDIA_TYPE = 'application/vnd.oci.image.config.v1+json';
 
-export interface BundleInput {
+interface BundleInput {
   base: BundleMetadata['base'];
   /** Target images with the archive holding their layers. */
   targets: { image: Image; catalog: Catalog }[];
@@ -48,7 +48,7 @@ export interface BundleInput {
   deltas?: DeltaSources;
 }
 
-export interface BundleResult {
+interface BundleResult {
   metadata: BundleMetadata;
   /** Bytes written. */
   size: number;

@@ -154,9 +154,7 @@ export class Engine {
   async localImages(): Promise<EngineImage[]> {
     const ids = await this.imageIds();
     // An image removed between the listing and the inspect fails the one call: then one by one.
-    return this.inspectAll(ids).catch(async () =>
-      (await Promise.all(ids.map((id) => this.inspectAll([id]).catch(() => [])))).flat(),
-    );
+    return this.inspectAll(ids).catch(async () => (await Promise.all(ids.map((id) => this.inspectAll([id]).catch(() => [])))).flat());
   }
 
   /** `save` of the given images into a docker-archive file. */

@@ -36,4 +36,3 @@ export function parsePlatform(text: string): Platform {
   if (!os || !architecture) throw new UsageError(`platform '${text}' is not of the form os/arch[/variant]`);
   return variant ? { os, architecture, variant } : { os, architecture };
 }
-

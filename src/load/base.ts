@@ -113,7 +113,7 @@ export async function chooseBase(
     eng = engine();
   } catch (error) {
     throw new MissingLayersError(
-      `the bundle needs ${needed.length} base layer(s) and no base was found: pass --base ARCHIVE (no engine: ${(error as Error).message})`,
+      `${bundle.path}: needs ${needed.length} base layer(s) (${needed.join(', ')}) and no base was found: pass --base ARCHIVE (no engine: ${(error as Error).message})`,
     );
   }
   const images = await findEngineImages(eng, candidates, needed);

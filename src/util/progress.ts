@@ -11,10 +11,6 @@ export function configureProgress(options: { quiet?: boolean }): void {
   enabled = !options.quiet && process.stderr.isTTY === true;
 }
 
-export function progressEnabled(): boolean {
-  return enabled;
-}
-
 /** A pass-through that reports bytes, rate and ETA of `label` while data flows. */
 export function progress(label: string, total: number): Transform {
   let done = 0;

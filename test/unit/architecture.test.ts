@@ -55,7 +55,10 @@ test('src/ modules stay under ~200 lines, or say at their top why not', () => {
 });
 
 test('every export of src/ is imported somewhere (src, test or bench)', () => {
-  const everything = [...text.values(), ...['test', 'bench'].flatMap((d) => sourceFiles(join(repoRoot, d)).map((f) => readFileSync(f, 'utf8')))].join('\n');
+  const everything = [
+    ...text.values(),
+    ...['test', 'bench'].flatMap((d) => sourceFiles(join(repoRoot, d)).map((f) => readFileSync(f, 'utf8'))),
+  ].join('\n');
   const dead: string[] = [];
   for (const [file, body] of text) {
     for (const m of body.matchAll(/^export (?:async )?(?:function|const|class|interface|type|abstract class) (\w+)/gm)) {
