@@ -5,7 +5,9 @@
  *   npm run bench                   generated pairs, then the real pairs when their images are in Docker
  *   npm run bench -- --real         also build the real pairs' images if missing (make-images.sh; minutes)
  *   npm run bench -- --real-only    only the real pairs (building them if missing)
- *   npm run bench -- --no-real      only the generated pairs
+ *   npm run bench -- --no-real      only the generated pairs (and the delta pairs)
+ *   npm run bench -- --no-real --delta-only   only the delta pairs (issue 11; ../data/delta-pairs,
+ *                                   DDIFF_BENCH_DELTA_DIR; made by ../shared/delta/make-pairs.sh)
  *
  *   DDIFF_BENCH_SIZES=40,400,2000   generated base sizes in MB (default; empty: none)
  *   DDIFF_BENCH_ENGINE_MAX=400      largest generated base also run through Docker (when it answers)
@@ -33,6 +35,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseSpecs, deltaSpecs, generateLayer, writeDockerArchive, type GeneratedLayer } from './generate.js';
 import { ddiff, dockerAnswers, interleaved, median, MB, type Row, record, rows, shell, table, verdict } from './measure.js';
+import { deltaPairsBench } from './delta-pairs.js';
 import { REAL_PAIRS, realImagesBench } from './real-images.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -295,6 +298,17 @@ async function main(): Promise<void> {
         );
       }
     }
+    if (!process.argv.includes('--no-delta-pairs') && !realOnly) {
+      const deltaDir = process.env.DDIFF_BENCH_DELTA_DIR ?? join(repo, '..', 'data', 'delta-pairs');
+      if (await deltaPairsBench(deltaDir, dir)) {
+        sections.set(
+          'delta',
+          `## Delta pairs: the base was rebuilt (issue 11)\n\nMeasured ${measuredAt()}.\nMachine: ${machine}.\n` +
+            `Pairs from ../shared/delta/make-pairs.sh (${deltaDir}); diff and load -o from the docker-save archives, median of ${process.env.DDIFF_BENCH_REPEAT ?? 3} runs.\n\n${table((r) => r.size.startsWith('δ '))}\n`,
+        );
+      }
+      if (process.argv.includes('--delta-only')) sizes.length = 0;
+    }
     const walls = new Map<number, number>();
     for (const size of sizes) walls.set(size, await scenario(dir, size, Math.max(2, Math.round(size * 0.1)), engineMax));
     if (sizes.length > 1) {
@@ -315,7 +329,7 @@ async function main(): Promise<void> {
     if (sizes.length > 0) {
       sections.set(
         'synthetic',
-        `## Generated image pairs\n\nMeasured ${measuredAt()}.\nMachine: ${machine}.\n\n${table((r) => !r.size.startsWith('real '))}\n`,
+        `## Generated image pairs\n\nMeasured ${measuredAt()}.\nMachine: ${machine}.\n\n${table((r) => !r.size.startsWith('real ') && !r.size.startsWith('δ '))}\n`,
       );
     }
     for (const text of sections.values()) process.stdout.write(`\n${text}`);
