@@ -55,7 +55,8 @@ export class BaseFileIndex {
    * `diffId` is the caller's word for what the stream is; a delta names its base layers by it.
    */
   async addLayer(diffId: Digest, tar: Readable | AsyncIterable<Uint8Array>, options: { hash: boolean }): Promise<number> {
-    const layer = this.layers.length;
+    // Numbered when complete, so layers read concurrently get distinct numbers.
+    const layer = -1;
     const entry: BaseLayer = { diffId, size: 0, files: [] };
     const reader = new ChunkReader(tar);
     const here = new Map<string, BaseFile>();
@@ -84,9 +85,12 @@ export class BaseFileIndex {
       }
     }
     entry.size = reader.position;
-    this.layers.push(entry);
-    for (const file of entry.files) this.remember(file);
-    return layer;
+    const number = this.layers.push(entry) - 1;
+    for (const file of entry.files) {
+      file.layer = number;
+      this.remember(file);
+    }
+    return number;
   }
 
   /** Adds a layer known only by its file list (a have-list); see serialize.ts. */

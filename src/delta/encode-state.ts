@@ -11,9 +11,10 @@ import type { RecordSink } from './sink.js';
 /** What an encode shares between the whole-file and the piecewise paths. */
 export interface EncodeStats {
   /**
-   * sha256 of the target tar as read. Every piece the delta holds was proven to give back the
-   * bytes it stands for (copies by content hash or comparison, deltas by decoding them), so
-   * this is also what the delta reconstructs to: compare it with the layer's diffID.
+   * sha256 of the target tar as read, which is what the delta rebuilds to: every verbatim run is
+   * the bytes themselves, every reference and copy was compared with (or hashed equal to) the
+   * base bytes it names, zero pieces were checked, and binary deltas are zstd frames of their
+   * input (decoded back and compared, with `verifyDeltas`). Compare it with the layer's diffID.
    */
   digest: Digest;
   /** Target tar bytes read (the layer's uncompressed size). */
@@ -53,6 +54,7 @@ export class EncodeState {
   constructor(
     readonly base: DeltaBase,
     readonly sink: RecordSink,
+    private readonly verify: boolean,
   ) {
     this.reader =
       base.bytes &&
@@ -101,8 +103,8 @@ export class EncodeState {
 
   /**
    * A delta of the target bytes `parts` (`size` of them) against `length` bytes of `source`
-   * from `start`: its payload and the target's sha256, or undefined when it does not pay. Kept
-   * only if it decodes back to the target bytes exactly.
+   * from `start`: its payload and the target's sha256, or undefined when it does not pay (or,
+   * verifying, does not decode back to the target bytes exactly).
    */
   async delta(parts: Buffer[], size: number, source: BaseFile, start: number, length: number): Promise<Delta | undefined> {
     const reader = this.reader;
@@ -114,10 +116,12 @@ export class EncodeState {
       const payload = await encodeDelta(data, dictionary);
       if (payload.length >= size * DELTA_GAIN) return undefined;
       let checked = 0;
-      const same = await streamDelta(payload, dictionary, size, (chunk) => {
-        checked += chunk.length;
-        return chunk.equals(data.subarray(checked - chunk.length, checked));
-      });
+      const same =
+        !this.verify ||
+        (await streamDelta(payload, dictionary, size, (chunk) => {
+          checked += chunk.length;
+          return chunk.equals(data.subarray(checked - chunk.length, checked));
+        }));
       if (!same) return undefined;
       return { payload, digest: createHash('sha256').update(data).digest() };
     });

@@ -15,7 +15,9 @@ import { BaseFileIndex } from './base-index.js';
 export class SpooledBase implements DeltaBase, BaseBytes {
   readonly index = new BaseFileIndex();
   readonly bytes: BaseBytes = this;
+  /** By layer number, as the index numbers them (layers may be added concurrently). */
   private readonly files: { path: string; start: number; handle?: Promise<FileHandle> }[] = [];
+  private spooled = 0;
 
   private constructor(private readonly dir: string) {}
 
@@ -26,18 +28,23 @@ export class SpooledBase implements DeltaBase, BaseBytes {
 
   /** Indexes a layer's uncompressed tar stream and keeps its bytes in a temporary file. */
   async addLayer(diffId: Digest, tar: Readable, options: { hash: boolean }): Promise<number> {
-    const path = join(this.dir, `layer-${this.files.length}.tar`);
+    const path = join(this.dir, `layer-${this.spooled++}.tar`);
     const file = createWriteStream(path);
     const written = new Promise<void>((resolve, reject) => {
       file.on('finish', resolve);
       file.on('error', reject);
     });
     written.catch(() => undefined);
-    const layer = await this.index.addLayer(diffId, tee(tar, file), options);
-    file.end();
-    await written;
-    this.files.push({ path, start: 0 });
-    return layer;
+    try {
+      const layer = await this.index.addLayer(diffId, tee(tar, file), options);
+      file.end();
+      await written;
+      this.files[layer] = { path, start: 0 };
+      return layer;
+    } catch (error) {
+      file.destroy();
+      throw error;
+    }
   }
 
   /**
@@ -50,7 +57,7 @@ export class SpooledBase implements DeltaBase, BaseBytes {
     try {
       const end = options.length === undefined ? (await handle.stat()).size : start + options.length;
       const layer = await this.index.addLayer(diffId, new FileChunks(handle, start, end), options);
-      this.files.push({ path, start });
+      this.files[layer] = { path, start };
       return layer;
     } finally {
       await handle.close();
@@ -84,7 +91,7 @@ export class SpooledBase implements DeltaBase, BaseBytes {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled(this.files.map(async (file) => (await file.handle)?.close()));
+    await Promise.allSettled(this.files.map(async (file) => (await file?.handle)?.close()));
     await rm(this.dir, { recursive: true, force: true });
   }
 }
