@@ -45,6 +45,12 @@ async function facts(dir: string, name: string): Promise<{ digest: Digest; gzip:
   return result;
 }
 
+/** CPU seconds (all threads) since `from`: the measure that survives a busy machine. */
+function cpuSeconds(from: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(from);
+  return (used.user + used.system) / 1e6;
+}
+
 /** One phase in this process (called as a child): prints its timings and peak RSS as JSON. */
 async function phase(kind: 'encode' | 'decode', dir: string, pair: string, deltaPath: string): Promise<void> {
   const { base, target } = PAIRS[pair]!;
@@ -52,12 +58,15 @@ async function phase(kind: 'encode' | 'decode', dir: string, pair: string, delta
   const spool = await SpooledBase.create(work);
   try {
     let t = performance.now();
+    let cpu = process.cpuUsage();
     for (const layer of base) {
       const { digest } = await facts(dir, layer);
       await spool.addLayerFile(digest, join(dir, layer), { hash: false });
     }
     const index = (performance.now() - t) / 1000;
+    const indexCpu = cpuSeconds(cpu);
     t = performance.now();
+    cpu = process.cpuUsage();
     let result: object;
     if (kind === 'encode') {
       const stats = await encodeLayerDelta(
@@ -70,7 +79,8 @@ async function phase(kind: 'encode' | 'decode', dir: string, pair: string, delta
       result = await decodeLayerDelta(createReadStream(deltaPath), spool, createWriteStream('/dev/null'));
     }
     const seconds = (performance.now() - t) / 1000;
-    process.stdout.write(`${JSON.stringify({ index, seconds, maxRss: process.resourceUsage().maxRSS * 1024, ...result })}\n`);
+    const cpuTime = cpuSeconds(cpu);
+    process.stdout.write(`${JSON.stringify({ index, indexCpu, seconds, cpu: cpuTime, maxRss: process.resourceUsage().maxRSS * 1024, ...result })}\n`);
   } finally {
     await spool.close();
     await rm(work, { recursive: true, force: true });
@@ -89,8 +99,8 @@ async function main(): Promise<void> {
   const pairs = args.length > 1 ? args.slice(1) : Object.keys(PAIRS);
   const work = await mkdtemp(join(tmpdir(), 'delta-probe-'));
   const mb = (n: number): string => (n / 1e6).toFixed(3);
-  console.log('| pair | layer MB | gzip -6 MB | delta MB | ratio | ref/delta/lit files | index s | encode s | decode s | RSS enc/dec MB |');
-  console.log('|---|---:|---:|---:|---:|---|---:|---:|---:|---|');
+  console.log('| pair | layer MB | gzip -6 MB | delta MB | ratio | ref/delta/lit files | index s (cpu) | encode s (cpu) | decode s (cpu) | s per 100 MB enc/dec | RSS enc/dec MB |');
+  console.log('|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|');
   try {
     for (const pair of pairs) {
       const { target, note } = PAIRS[pair]!;
@@ -103,10 +113,12 @@ async function main(): Promise<void> {
       const size = statSync(deltaPath).size;
       const files = enc.files as { referenced: number; deltified: number; literal: number };
       const layerSize = statSync(join(dir, target)).size;
+      const s = (phase: Record<string, unknown>, key: string): string => (phase[key] as number).toFixed(2);
+      const per100 = (phase: Record<string, unknown>): string => (((phase.seconds as number) * 100e6) / layerSize).toFixed(2);
       console.log(
         `| ${pair} (${note}) | ${mb(layerSize)} | ${mb(gzip)} | ${mb(size)} | 1/${(gzip / size).toFixed(1)} | ` +
-          `${files.referenced}/${files.deltified}/${files.literal} | ${(enc.index as number).toFixed(2)} | ` +
-          `${(enc.seconds as number).toFixed(2)} | ${(dec.seconds as number).toFixed(2)} (+${(dec.index as number).toFixed(2)} index) | ` +
+          `${files.referenced}/${files.deltified}/${files.literal} | ${s(enc, 'index')} (${s(enc, 'indexCpu')}) | ` +
+          `${s(enc, 'seconds')} (${s(enc, 'cpu')}) | ${s(dec, 'seconds')} (${s(dec, 'cpu')}) | ${per100(enc)}/${per100(dec)} | ` +
           `${((enc.maxRss as number) / 1e6).toFixed(0)}/${((dec.maxRss as number) / 1e6).toFixed(0)} |`,
       );
     }

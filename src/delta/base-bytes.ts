@@ -24,6 +24,8 @@ type ShortRead = (layer: number, offset: number, length: number, got: number) =>
 
 /** Also the size of the reads that copy base bytes out, so no copy allocates more. */
 export const READ_AHEAD = 64 * 1024;
+/** The comparison buffer: reused, so it may be larger (fewer reads). */
+const SCRATCH = 256 * 1024;
 
 async function collect(stream: Readable, length: number): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -49,7 +51,7 @@ async function collect(stream: Readable, length: number): Promise<Buffer> {
 export class BaseReader {
   private cached: { layer: number; start: number; data: Buffer } | undefined;
   /** Read-ahead for comparisons: its bytes never leave this class, so one buffer serves them all. */
-  private readonly scratch = Buffer.allocUnsafe(READ_AHEAD);
+  private readonly scratch = Buffer.allocUnsafe(SCRATCH);
   private scratchAt: { layer: number; start: number; length: number } | undefined;
 
   constructor(
@@ -95,7 +97,7 @@ export class BaseReader {
   private async scratchView(layer: number, offset: number, length: number): Promise<Buffer> {
     let hit = this.scratchAt;
     if (hit?.layer !== layer || offset < hit.start || offset >= hit.start + hit.length) {
-      const want = Math.max(0, Math.min(READ_AHEAD, (this.index.layers[layer]?.size ?? 0) - offset));
+      const want = Math.max(0, Math.min(SCRATCH, (this.index.layers[layer]?.size ?? 0) - offset));
       this.scratchAt = undefined;
       const data = want === 0 ? Buffer.alloc(0) : await this.fetch(layer, offset, want, this.scratch);
       if (data.buffer !== this.scratch.buffer) data.copy(this.scratch);

@@ -1,4 +1,3 @@
-import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 
 /**
@@ -14,25 +13,16 @@ import zlib from 'node:zlib';
  * 2^20 hash and chain tables (551 vs 555 KB), faster, and needs 2 MB of tables instead of 8.
  * Larger tables gain nothing measurable; long-distance matching loses.
  *
- * Threads: small deltas are made on libuv's threads, beside the hashing on the main thread;
- * past 256 KiB on the main thread: each libuv thread keeps its own malloc arena, and four
- * arenas each holding a large compression context (tables, window, dictionary copy) cost 60 MB
- * of peak RSS (20 sequential 3 MB deltas: 130 MB peak with 4 threads, 73 MB with 1).
- * Decompression contexts are small enough to stream on the threads.
+ * Deltas are made on the main thread, synchronously: node's async zlib calls cost ~370 µs of
+ * CPU each against ~85-130 µs (a 4 KB delta; most deltas are that small), and each libuv
+ * thread keeps its own malloc arena, so compression contexts spread over four threads cost
+ * ~60 MB more peak RSS (20 sequential 3 MB deltas: 130 MB with 4 threads, 73 with 1).
  */
-const compress = promisify(zlib.zstdCompress);
 const C = zlib.constants;
 
-const syncCompress = async (data: Buffer, options: zlib.ZstdOptions): Promise<Buffer> => zlib.zstdCompressSync(data, options);
-
-/** Deltas whose input and dictionary pass this are made on the main thread (see above). */
-export const SMALL_DELTA = 256 * 1024;
+/** Past this (output size), a delta's output is streamed rather than made in one buffer. */
+const SMALL_OUTPUT = 256 * 1024;
 const LARGE_DELTA = 1024 * 1024;
-
-/** zlib allocates an output buffer of chunkSize per call (16 KiB by default): sized to the output, most deltas allocate far less. */
-function chunkFor(expected: number): number {
-  return Math.max(1024, Math.min(64 * 1024, 2 ** Math.ceil(Math.log2(expected + 1))));
-}
 
 /** Level and table sizes for a delta of `total` bytes of input and dictionary (see above). */
 function parameters(total: number): Record<number, number> {
@@ -42,11 +32,12 @@ function parameters(total: number): Record<number, number> {
 }
 
 /** A zstd frame of `target` against `dictionary` (the old bytes). */
-export async function encodeDelta(target: Buffer, dictionary: Buffer): Promise<Buffer> {
+export function encodeDelta(target: Buffer, dictionary: Buffer): Buffer {
   const total = target.length + dictionary.length;
-  return (total > SMALL_DELTA ? syncCompress : compress)(target, {
+  return zlib.zstdCompressSync(target, {
     dictionary,
-    chunkSize: chunkFor(target.length / 2),
+    // zlib allocates an output buffer of chunkSize per call: most deltas are far smaller than 16 KiB.
+    chunkSize: Math.max(1024, Math.min(64 * 1024, 2 ** Math.ceil(Math.log2(target.length / 4 + 1)))),
     pledgedSrcSize: target.length,
     params: {
       ...parameters(total),
@@ -58,12 +49,12 @@ export async function encodeDelta(target: Buffer, dictionary: Buffer): Promise<B
 }
 
 /**
- * Streams the bytes a delta frame makes with `dictionary` to `sink`, and resolves to whether
+ * Passes the bytes a delta frame makes with `dictionary` to `sink`, and resolves to whether
  * they were exactly `size` bytes of a valid frame (false: the frame is corrupt, or not a delta
- * against this dictionary, or `sink` returned false). Stops as soon as the frame makes more
- * than `size`; what `sink` throws is thrown. In 16 KiB chunks, not one buffer: decoding a 512
- * MiB file changed in every piece peaked at 131 MB RSS with 64 KiB chunks, 112 with 16 KiB
- * (V8 frees small young buffers sooner).
+ * against this dictionary, or `sink` returned false). Never makes more than `size`; what `sink`
+ * throws is thrown. Small outputs are made at once; larger ones streamed in 16 KiB chunks:
+ * decoding a 512 MiB file changed in every piece peaked at 131 MB RSS with 1 MiB or 64 KiB
+ * buffers, 112 with 16 KiB (V8 frees small young buffers sooner).
  */
 export async function streamDelta(
   payload: Buffer,
@@ -71,7 +62,16 @@ export async function streamDelta(
   size: number,
   sink: (chunk: Buffer) => Promise<void> | boolean | undefined,
 ): Promise<boolean> {
-  const inflate = zlib.createZstdDecompress({ dictionary, chunkSize: Math.min(16 * 1024, chunkFor(size)) });
+  if (size <= SMALL_OUTPUT) {
+    let out: Buffer;
+    try {
+      out = zlib.zstdDecompressSync(payload, { dictionary, maxOutputLength: Math.max(1, size) });
+    } catch {
+      return false; // zstd refused the frame, or it makes more than `size`
+    }
+    return out.length === size && (await sink(out)) !== false;
+  }
+  const inflate = zlib.createZstdDecompress({ dictionary, chunkSize: 16 * 1024 });
   inflate.end(payload);
   let got = 0;
   const chunks = inflate[Symbol.asyncIterator]() as AsyncIterator<Buffer>;

@@ -9,6 +9,8 @@ import { DeltaCorruptError, DeltaLimitError, DeltaReferenceError } from './error
 import { DICT_MAX, type OrdinalCoder } from './format.js';
 import type { RecordReader } from './record-reader.js';
 
+const BATCH = 64 * 1024;
+
 interface Setup {
   source: string;
   out: Writable;
@@ -27,6 +29,8 @@ export class DecodeState {
   private produced = 0;
   private digest: Digest | undefined;
   private window: Buffer | undefined;
+  private batch: Buffer[] = [];
+  private batchLength = 0;
 
   constructor(private readonly setup: Setup) {}
 
@@ -49,6 +53,27 @@ export class DecodeState {
     this.reserve(data.length, 'a record');
     this.produced += data.length;
     this.total.update(data);
+    // Headers and small files come a few hundred bytes at a time: gathered, they cost one
+    // write per 64 KiB instead of one each.
+    if (data.length >= BATCH) {
+      await this.flush();
+      return this.write(data);
+    }
+    this.batch.push(data);
+    this.batchLength += data.length;
+    if (this.batchLength >= BATCH) await this.flush();
+  }
+
+  /** Writes what emit gathered. */
+  async flush(): Promise<void> {
+    if (this.batchLength === 0) return;
+    const data = this.batch.length === 1 ? this.batch[0]! : Buffer.concat(this.batch, this.batchLength);
+    this.batch = [];
+    this.batchLength = 0;
+    await this.write(data);
+  }
+
+  private async write(data: Buffer): Promise<void> {
     if (!this.setup.out.write(data)) await once(this.setup.out, 'drain');
   }
 

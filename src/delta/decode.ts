@@ -81,6 +81,7 @@ async function decodeRecords(records: RecordReader, state: DecodeState): Promise
         const size = await records.varint('total size');
         const digest = await records.bytes(32);
         state.finish(size, digest);
+        await state.flush();
         if (!(await records.atEnd())) throw new DeltaFormatError(records.source, 'delta has data after its END record');
         return;
       }

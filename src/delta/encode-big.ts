@@ -53,19 +53,18 @@ export async function encodeBigFile(state: EncodeState, path: string, size: numb
   const buffer = state.pieceBuffer();
   let piece = await readPiece(content, CHUNK, buffer);
   const source = state.reader === undefined ? undefined : await chooseSource(state, path, size, piece);
-  await state.pipeline.step(() => {
-    if (source === undefined) return state.sink.record(record(Tag.big, size, 0));
+  if (source === undefined) await state.sink.record(record(Tag.big, size, 0));
+  else {
     const [slot, ordinal] = state.source(source);
-    return state.sink.record(record(Tag.big, size, slot! + 1, ordinal!));
-  });
+    await state.sink.record(record(Tag.big, size, slot! + 1, ordinal!));
+  }
   const bytes: Record<PieceKind, number> = { copy: 0, zero: 0, delta: 0, literal: 0 };
   for (let i = 0; i * CHUNK < size; i++) {
     if (i > 0) piece = await readPiece(content, Math.min(CHUNK, size - i * CHUNK), buffer);
     const { kind, out } = await preparePiece(state, source, i, piece);
     bytes[kind] += piece.length;
-    await state.pipeline.step(() => state.sink.record(out[0]!, ...out.slice(1)));
+    await state.sink.record(out[0]!, ...out.slice(1));
     // The piece buffer is refilled next: everything given to zlib must have been taken.
-    await state.pipeline.drain();
     await state.sink.taken();
   }
   // Zero pieces carry nothing either way: the file counts as what most of its other bytes were.

@@ -3,9 +3,7 @@ import type { Digest } from '../util/digest.js';
 import { BaseReader, type DeltaBase } from './base-bytes.js';
 import type { BaseFile } from './base-index.js';
 import { encodeDelta, streamDelta } from './binary-delta.js';
-import { DeltaBuffers } from './delta-buffers.js';
-import { CHUNK, OrdinalCoder } from './format.js';
-import { OrderedPipeline } from './pipeline.js';
+import { CHUNK, DICT_MAX, OrdinalCoder } from './format.js';
 import type { RecordSink } from './sink.js';
 
 /** What an encode shares between the whole-file and the piecewise paths. */
@@ -38,18 +36,18 @@ export interface Delta {
 const DELTA_GAIN = 0.9;
 /** Below this, a literal costs about what a delta frame's own overhead does. */
 const MIN_DELTA = 64;
-/** Deltas in flight: libuv's 4 threads, and at most this many bytes of targets and dictionaries. */
-const IN_FLIGHT = 4;
-const IN_FLIGHT_BYTES = 16 * 1024 * 1024;
 
 export class EncodeState {
   readonly ordinals = new OrdinalCoder();
   readonly used = new Set<number>();
   readonly stats: EncodeStats;
   readonly reader: BaseReader | undefined;
-  readonly pipeline = new OrderedPipeline(IN_FLIGHT, IN_FLIGHT_BYTES);
-  private readonly buffers = new DeltaBuffers();
-  private piece: Buffer | undefined;
+  /**
+   * Buffers reused from delta to delta: gathering each file and reading each dictionary into new
+   * ones was most of an encode's garbage, and V8 lets tens of MB of dead buffers pile up before
+   * it collects them.
+   */
+  private buffers: { piece: Buffer; data: Buffer; dictionary: Buffer } | undefined;
 
   constructor(
     readonly base: DeltaBase,
@@ -71,26 +69,17 @@ export class EncodeState {
     };
   }
 
+  private reused(): { piece: Buffer; data: Buffer; dictionary: Buffer } {
+    this.buffers ??= { piece: Buffer.allocUnsafe(CHUNK), data: Buffer.allocUnsafe(CHUNK), dictionary: Buffer.allocUnsafe(DICT_MAX) };
+    return this.buffers;
+  }
+
   /** The buffer big-file pieces are read into, reused from piece to piece. */
   pieceBuffer(): Buffer {
-    this.piece ??= Buffer.allocUnsafe(CHUNK);
-    return this.piece;
+    return this.reused().piece;
   }
 
-  /** Queues a record with no preparation. */
-  async write(head: Buffer, ...payloads: Buffer[]): Promise<void> {
-    await this.pipeline.step(() => this.sink.record(head, ...payloads));
-  }
-
-  /** Queues verbatim bytes. */
-  async raw(data: Buffer): Promise<void> {
-    await this.pipeline.step(() => this.sink.raw(data));
-  }
-
-  /**
-   * The source fields of a record naming `file`; called by writes only (in output order), since
-   * ordinals are coded against the previous record's.
-   */
+  /** The source fields of a record naming `file`, in output order (ordinals are coded against the previous one). */
   source(file: BaseFile): number[] {
     this.used.add(file.layer);
     return [file.layer, this.ordinals.encode(file.layer, file.ordinal)];
@@ -109,21 +98,24 @@ export class EncodeState {
   async delta(parts: Buffer[], size: number, source: BaseFile, start: number, length: number): Promise<Delta | undefined> {
     const reader = this.reader;
     if (size < MIN_DELTA || length === 0 || reader === undefined) return undefined;
-    return this.buffers.use(size, length, async (data, dictionary) => {
-      await reader.readInto(source.layer, source.offset + start, dictionary);
+    const buffers = this.reused();
+    const dictionary = buffers.dictionary.subarray(0, length);
+    await reader.readInto(source.layer, source.offset + start, dictionary);
+    let data = parts[0]!;
+    if (parts.length > 1) {
+      data = buffers.data.subarray(0, size);
       let at = 0;
       for (const part of parts) at += part.copy(data, at);
-      const payload = await encodeDelta(data, dictionary);
-      if (payload.length >= size * DELTA_GAIN) return undefined;
-      let checked = 0;
-      const same =
-        !this.verify ||
-        (await streamDelta(payload, dictionary, size, (chunk) => {
-          checked += chunk.length;
-          return chunk.equals(data.subarray(checked - chunk.length, checked));
-        }));
-      if (!same) return undefined;
-      return { payload, digest: createHash('sha256').update(data).digest() };
-    });
+    }
+    const payload = encodeDelta(data, dictionary);
+    if (payload.length >= size * DELTA_GAIN) return undefined;
+    let checked = 0;
+    const same =
+      !this.verify ||
+      (await streamDelta(payload, dictionary, size, (chunk) => {
+        checked += chunk.length;
+        return chunk.equals(data.subarray(checked - chunk.length, checked));
+      }));
+    return same ? { payload, digest: createHash('sha256').update(data).digest() } : undefined;
   }
 }

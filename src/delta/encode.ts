@@ -55,20 +55,16 @@ async function encodeSmallFile(state: EncodeState, path: string, size: number, p
   const same = await identical(state, path, size, parts);
   if (same !== undefined) {
     state.count('referenced', size);
-    await state.pipeline.step(() => state.sink.record(record(Tag.ref, ...state.source(same))));
-    return;
+    return state.sink.record(record(Tag.ref, ...state.source(same)));
   }
   const similar = state.reader && state.base.index.similar(path, size);
-  const length = similar === undefined ? 0 : Math.min(similar.size, DICT_MAX);
-  const delta = similar === undefined ? Promise.resolve(undefined) : state.delta(parts, size, similar, 0, length);
-  await state.pipeline.add(delta, size + length, async (made) => {
-    if (made === undefined || similar === undefined) {
-      state.count('literal', size);
-      return state.sink.record(record(Tag.literal, size), ...parts);
-    }
-    state.count('deltified', size);
-    return state.sink.record(record(Tag.delta, ...state.source(similar), size, made.payload.length), made.digest, made.payload);
-  });
+  const made = similar && (await state.delta(parts, size, similar, 0, Math.min(similar.size, DICT_MAX)));
+  if (made === undefined || similar === undefined) {
+    state.count('literal', size);
+    return state.sink.record(record(Tag.literal, size), ...parts);
+  }
+  state.count('deltified', size);
+  return state.sink.record(record(Tag.delta, ...state.source(similar), size, made.payload.length), made.digest, made.payload);
 }
 
 /**
@@ -88,17 +84,16 @@ export async function encodeLayerDelta(
   const total = createHash('sha256');
   try {
     const diffIds = layers.map((layer) => Buffer.from(layer.diffId.slice('sha256:'.length), 'hex'));
-    await state.write(record(Tag.base, layers.length), ...diffIds);
+    await sink.record(record(Tag.base, layers.length), ...diffIds);
     const reader = new ChunkReader(hashing(target, total));
     for await (const piece of scanTar(reader)) {
-      if (piece.kind === 'raw') await state.raw(piece.data);
+      if (piece.kind === 'raw') await sink.raw(piece.data);
       else if (piece.kind === 'file' && piece.size <= CHUNK) {
         await encodeSmallFile(state, piece.path, piece.size, await piece.content.parts());
       } else if (piece.kind === 'file') await encodeBigFile(state, piece.path, piece.size, piece.content);
     }
     const digest = total.digest();
-    await state.write(record(Tag.end, reader.position), digest);
-    await state.pipeline.drain();
+    await sink.record(record(Tag.end, reader.position), digest);
     await sink.end();
     state.stats.digest = `sha256:${digest.toString('hex')}`;
     state.stats.bytesIn = reader.position;

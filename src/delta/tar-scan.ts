@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { TarFormatError, TarTruncatedError } from '../errors.js';
-import { BLOCK, decodeHeader, decodePax, isZeroBlock, paddedSize, type RawHeader } from '../tar/header.js';
+import { BLOCK, decodeHeader, decodePax, paddedSize, type RawHeader } from '../tar/header.js';
 import type { ChunkReader } from './chunk-reader.js';
 
 /**
@@ -26,6 +26,7 @@ export interface FileContent {
 /** Metadata records larger than this are not parsed: the rest of the archive goes raw. */
 const MAX_META = 1 << 20;
 const RAW_PIECE = 1 << 20;
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
 
 /** The name a file is matched by: no leading `/` or `./`. */
 function pathKey(name: string): string {
@@ -51,7 +52,7 @@ export async function* scanTar(reader: ChunkReader): AsyncGenerator<TarPiece> {
   for (;;) {
     const block = await reader.readUpTo(BLOCK);
     if (block.length === 0) return;
-    const header = block.length === BLOCK && !isZeroBlock(block) ? tryHeader(block) : undefined;
+    const header = block.length === BLOCK && !block.equals(ZERO_BLOCK) ? tryHeader(block) : undefined;
     if (header === undefined) {
       yield { kind: 'raw', data: block };
       yield* rest(reader);
