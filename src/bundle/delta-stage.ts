@@ -2,6 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { encodeLayerDelta, SpooledBase, verifyLayerDelta } from '../delta/index.js';
+import { errorMessage } from '../errors.js';
 import { type Layer, openUncompressed } from '../image/layer.js';
 import { digestStream, hexOf, type Digest } from '../util/digest.js';
 import type { BundleBlob, DeltaInfo } from './format.js';
@@ -11,6 +12,8 @@ const DELTA_MEDIA_TYPE = 'application/vnd.ddiff.layer.delta.v1';
 /** Base layers a delta may read from: their diffIDs and uncompressed tars. */
 export interface DeltaSources {
   layers: { diffId: Digest; open: () => Readable }[];
+  /** Told once when the base's layers cannot be read: the new layers are then stored whole. */
+  warn: (text: string) => void;
 }
 
 /**
@@ -19,6 +22,7 @@ export interface DeltaSources {
  */
 export class DeltaStager {
   private base: Promise<SpooledBase> | undefined;
+  private warned = false;
 
   constructor(
     private readonly sources: DeltaSources,
@@ -40,10 +44,21 @@ export class DeltaStager {
    * rebuild the layer's exact bytes (its diffID); otherwise undefined: the layer stays whole.
    */
   async tryDelta(layer: Layer, whole: BundleBlob): Promise<(BundleBlob & { file: string }) | undefined> {
-    const base = await this.spooled();
+    let base: SpooledBase;
+    try {
+      base = await this.spooled();
+    } catch (error) {
+      // A base whose bytes are unreadable or corrupt costs the deltas, not the bundle: a whole
+      // layer needs nothing from the base.
+      if (!this.warned)
+        this.sources.warn(`warning: the base's layers cannot be read for deltas (${errorMessage(error)}); new layers are stored whole`);
+      this.warned = true;
+      return undefined;
+    }
     const file = join(this.dir, `delta-${hexOf(layer.diffId)}`);
     const stats = await encodeLayerDelta(openUncompressed(layer), base, createWriteStream(file), { level: this.level });
-    if (stats.digest !== layer.diffId || stats.bytesOut >= whole.size) return undefined;
+    // A delta that reads nothing from the base is only another compression: the layer stays whole.
+    if (stats.digest !== layer.diffId || stats.bytesOut >= whole.size || stats.baseLayers.length === 0) return undefined;
     const proof = await verifyLayerDelta(createReadStream(file), base, { source: layer.source, expectedSize: stats.bytesIn });
     if (proof.digest !== layer.diffId) return undefined;
     const { digest, size } = await digestStream(createReadStream(file));

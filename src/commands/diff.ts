@@ -4,7 +4,7 @@ import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
 import { DEFAULT_LEVELS, writeBundle, type LayerCompression } from '../bundle/write.js';
 import { Engine, type EngineChoice } from '../engine/engine.js';
-import { UsageError } from '../errors.js';
+import { errorMessage, UsageError } from '../errors.js';
 import { parsePlatform, type Image } from '../image/image.js';
 import { selectImages } from '../image/platform.js';
 import { tempDir } from '../util/cleanup.js';
@@ -12,7 +12,8 @@ import { shortId } from '../util/digest.js';
 import { humanSize } from '../util/format.js';
 import { type BaseInfo, readHaveList } from '../bundle/have-list.js';
 import type { DeltaSources } from '../bundle/delta-stage.js';
-import { type Layer, openUncompressed } from '../image/layer.js';
+import { pipeline } from 'node:stream';
+import { type Layer, openUncompressed, verifyingUncompressed } from '../image/layer.js';
 import type { Reporter } from './report.js';
 import { isArchivePath, resolveInput } from './inputs.js';
 
@@ -90,13 +91,28 @@ async function describeBase(input: string, options: DiffOptions): Promise<Descri
  * rebuilt, i.e. the base's layers the targets do not share. A target built FROM the base
  * shares all of them, and then no delta is tried (nothing to gain, nothing read).
  */
-async function deltaSources(base: DescribedBase, targets: Image[], spoolDir: string): Promise<DeltaSources | undefined> {
+async function deltaSources(
+  base: DescribedBase,
+  targets: Image[],
+  spoolDir: string,
+  warn: (text: string) => void,
+): Promise<DeltaSources | undefined> {
   if (!base.layers) return undefined;
   const shared = new Set(targets.flatMap((t) => t.layers.map((l) => l.diffId)));
   if ([...base.diffIds].every((d) => shared.has(d))) return undefined;
   const seen = new Set<string>();
-  const layers = (await base.layers(spoolDir)).filter((l) => !shared.has(l.diffId) && !seen.has(l.diffId) && seen.add(l.diffId));
-  return { layers: layers.map((l) => ({ diffId: l.diffId, open: () => openUncompressed(l) })) };
+  let all: Layer[];
+  try {
+    all = await base.layers(spoolDir);
+  } catch (error) {
+    warn(`warning: the base's layers cannot be read for deltas (${errorMessage(error)}); new layers are stored whole`);
+    return undefined;
+  }
+  const layers = all.filter((l) => !shared.has(l.diffId) && !seen.has(l.diffId) && seen.add(l.diffId));
+  // Checked against its diffID as it is read: a delta made against corrupt base bytes would not
+  // rebuild on the load host, whose base is intact.
+  const open = (l: Layer) => pipeline(openUncompressed(l), verifyingUncompressed(l), () => undefined);
+  return { layers: layers.map((l) => ({ diffId: l.diffId, open: () => open(l) })), warn };
 }
 
 /** Opens a target so its layer bytes can be read: archives as they are, references via `save`. */
@@ -155,6 +171,7 @@ export async function diffAgainst(
             baseInfo,
             chosen.map((c) => c.image),
             spool.path,
+            report.warn,
           );
     const result = await writeBundle(output, {
       base: { ...(baseInfo.reference ? { reference: baseInfo.reference } : {}), ids: baseInfo.ids, tags: baseInfo.tags, needed: [] },

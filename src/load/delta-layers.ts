@@ -72,6 +72,7 @@ export async function rebuildDeltaLayers(
   const rebuilt = new Map<Digest, Layer>();
   if (deltas.size === 0) return rebuilt;
   const needed = new Set([...deltas.values()].flatMap((blob) => blobs.get(blob)!.delta!.baseLayers));
+  if (needed.size === 0) throw corrupt(bundle.path, 'a delta layer', 'it names no base layer to read from');
   const spooled = await spoolBase(base, needed, dir);
   try {
     for (const [diffId, blob] of deltas) {

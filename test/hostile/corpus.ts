@@ -815,9 +815,9 @@ export const CASES: HostileCase[] = [
   },
   {
     name: 'bundle-newer-version',
-    input: 'a bundle whose metadata says version 2',
-    build: async (ctx, path) => put(path, await editMetadata(ctx, (m) => (m.version = 2))),
-    runs: each(BUNDLE_COMMANDS, fails('ArchiveError', /bundle format version 2 is newer than this ddiff supports \(1\); upgrade ddiff/)),
+    input: 'a bundle whose metadata says version 3',
+    build: async (ctx, path) => put(path, await editMetadata(ctx, (m) => (m.version = 3))),
+    runs: each(BUNDLE_COMMANDS, fails('ArchiveError', /bundle format version 3 is newer than this ddiff supports \(2\); upgrade ddiff/)),
   },
   {
     name: 'bundle-metadata-not-first',

@@ -16,7 +16,8 @@ export async function makeContext(prefix: string): Promise<Context> {
   const base = join(fixturesDir, 'docker-base.tar');
   const target = join(fixturesDir, 'docker-app.tar');
   const bundle = join(dir, 'good.ddiff');
-  const r = await runCli(['diff', base, target, '-o', bundle]);
+  // gzip: the corpus names the layer blob by its digest, which the compression decides.
+  const r = await runCli(['diff', base, target, '-o', bundle, '--compress', 'gzip']);
   assert.equal(r.code, 0, `the good bundle: ${r.stderr}`);
   return {
     dir,
