@@ -11,13 +11,18 @@ import type { RecordReader } from './record-reader.js';
 
 const BATCH = 64 * 1024;
 
+/** A base layer the delta names, and where the index has it (undefined: the base lacks it). */
+export interface Slot {
+  diffId: Digest;
+  layer: number | undefined;
+}
+
 interface Setup {
   source: string;
   out: Writable;
   /** The most bytes the delta may produce. */
   limit: number;
-  /** The delta's base layer slots, as layers of the index (undefined: the base lacks it). */
-  slots: (number | undefined)[];
+  slots: Slot[];
   index: BaseFileIndex;
   reader: BaseReader | undefined;
   ordinals: OrdinalCoder;
@@ -84,11 +89,9 @@ export class DecodeState {
     if (slot >= slots.length) {
       throw new DeltaReferenceError(this.source, `delta refers to base layer slot ${slot}, out of range (it names ${slots.length})`);
     }
-    const layer = slots[slot];
+    const { diffId, layer } = slots[slot]!;
     const ordinal = this.setup.ordinals.decode(slot, await records.varint('file ordinal'));
-    if (layer === undefined) {
-      throw new DeltaReferenceError(this.source, `delta needs a base layer the base lacks (slot ${slot})`);
-    }
+    if (layer === undefined) throw new DeltaReferenceError(this.source, `delta needs base layer ${diffId}, which the base lacks`);
     const file = index.file(layer, ordinal);
     if (file === undefined) {
       const count = index.layers[layer]!.files.length;

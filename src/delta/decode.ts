@@ -8,7 +8,7 @@ import { ChunkReader } from './chunk-reader.js';
 import { decodeBigFile } from './decode-big.js';
 import { DeltaCorruptError, DeltaFormatError, DeltaReferenceError } from './errors.js';
 import { CHUNK, DICT_MAX, MAGIC, OrdinalCoder, PREFIX_SIZE, RAW_MAX, Tag, VERSION } from './format.js';
-import { DecodeState } from './decode-state.js';
+import { DecodeState, type Slot } from './decode-state.js';
 import { RecordReader } from './record-reader.js';
 
 /** Rebuilds a target layer tar from its delta (format.ts) and the base. */
@@ -39,12 +39,13 @@ async function* after(reader: ChunkReader): AsyncGenerator<Buffer> {
   }
 }
 
-async function readBases(records: RecordReader, base: DeltaBase): Promise<(number | undefined)[]> {
+async function readBases(records: RecordReader, base: DeltaBase): Promise<Slot[]> {
   if ((await records.tag()) !== Tag.base) throw new DeltaFormatError(records.source, 'delta does not start with its BASE record');
   const count = await records.size('base layer count', 0, MAX_BASE_LAYERS);
-  const slots: (number | undefined)[] = [];
+  const slots: Slot[] = [];
   for (let i = 0; i < count; i++) {
-    slots.push(base.index.layerOf(`sha256:${(await records.bytes(32)).toString('hex')}`));
+    const diffId: Digest = `sha256:${(await records.bytes(32)).toString('hex')}`;
+    slots.push({ diffId, layer: base.index.layerOf(diffId) });
   }
   return slots;
 }

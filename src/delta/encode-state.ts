@@ -3,10 +3,11 @@ import type { Digest } from '../util/digest.js';
 import { BaseReader, type DeltaBase } from './base-bytes.js';
 import type { BaseFile } from './base-index.js';
 import { encodeDelta, streamDelta } from './binary-delta.js';
+import { DeltaReferenceError } from './errors.js';
 import { CHUNK, DICT_MAX, OrdinalCoder } from './format.js';
 import type { RecordSink } from './sink.js';
 
-/** What an encode shares between the whole-file and the piecewise paths. */
+/** What encodeLayerDelta reports. */
 export interface EncodeStats {
   /**
    * sha256 of the target tar as read, which is what the delta rebuilds to: every verbatim run is
@@ -37,6 +38,7 @@ const DELTA_GAIN = 0.9;
 /** Below this, a literal costs about what a delta frame's own overhead does. */
 const MIN_DELTA = 64;
 
+/** What an encode shares between the whole-file and the piecewise paths. */
 export class EncodeState {
   readonly ordinals = new OrdinalCoder();
   readonly used = new Set<number>();
@@ -57,7 +59,8 @@ export class EncodeState {
     this.reader =
       base.bytes &&
       new BaseReader(base.bytes, base.index, (layer, offset, length, got) => {
-        return new Error(`base layer ${layer} has ${got} bytes at ${offset}, the index says ${length}`);
+        const diffId = base.index.layers[layer]?.diffId;
+        return new DeltaReferenceError('delta base', `layer ${diffId} has ${got} of the ${length} bytes at ${offset} its index names`);
       });
     this.stats = {
       digest: 'sha256:',
