@@ -31,20 +31,23 @@
  * Engines and skopeo that do not answer skip their tests with the reason, and fail them instead
  * when DDIFF_E2E_REQUIRE_ENGINES=1 or CI=true.
  */
-import { after, test, type TestContext } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { cliPath, repoRoot } from '../helpers/cli.js';
-import { docker, enginesRequired, normalizeTag, podman, tarEntries, uniqueName, type TestEngine } from './engines.js';
+import { sha256Hex } from '../helpers/tar.js';
+import { docker, podman, tarEntries, uniqueName, type TestEngine } from './engines.js';
+import { DOCKER_ENV, freshDirs, NO_ENGINE, once, PODMAN_ENV, ready, type RunOutcome, show } from './support.js';
+import { fixChecksum, octal, padding, type TarEntry, tarOf } from './support.js';
+import { assertSameImage, type Crafted, loadCrafted, removeIfPresent, writeDockerArchive } from './support.js';
 
 const work = await mkdtemp(join(tmpdir(), 'ddiff-e2e-delta-'));
-let dirCount = 0;
 
 after(async () => {
   await docker.cleanup();
@@ -53,67 +56,13 @@ after(async () => {
 });
 
 /** A fresh directory under the run's work directory. */
-async function freshDir(label: string): Promise<string> {
-  dirCount += 1;
-  const dir = join(work, `${label}-${dirCount}`);
-  await mkdir(dir, { recursive: true });
-  return dir;
-}
-
-/** Runs `fn` once; later calls get the same promise (shared setup of a group of tests). */
-function once<T>(fn: () => Promise<T>): () => Promise<T> {
-  let p: Promise<T> | undefined;
-  return () => (p ??= fn());
-}
-
-function sha256Hex(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
-}
+const freshDir = freshDirs(work);
 
 // ---------------------------------------------------------------------------------------------
-// Engines, skopeo, running ddiff
+// Running ddiff
 // ---------------------------------------------------------------------------------------------
 
-function skopeoReason(): string | undefined {
-  const r = spawnSync('skopeo', ['--version'], { encoding: 'utf8' });
-  return r.status === 0 ? undefined : `skopeo --version failed: ${r.error?.message ?? r.stderr.trim()}`;
-}
-
-/** Skips (or, when engines are required, fails) unless every engine answers; true to go on. */
-async function ready(t: TestContext, engines: TestEngine[], options: { skopeo?: boolean } = {}): Promise<boolean> {
-  const reasons: string[] = [];
-  for (const engine of engines) {
-    const reason = await engine.unavailableReason();
-    if (reason !== undefined) reasons.push(`${engine.name} not available: ${reason}`);
-  }
-  if (options.skopeo) {
-    const reason = skopeoReason();
-    if (reason !== undefined) reasons.push(reason);
-  }
-  if (reasons.length === 0) return true;
-  if (enginesRequired) throw new Error(`required here but missing: ${reasons.join('; ')}`);
-  t.skip(reasons.join('; '));
-  return false;
-}
-
-const DOCKER_ENV: NodeJS.ProcessEnv = { DDIFF_ENGINE: 'docker', DDIFF_FORCE_PODMAN: '' };
-const PODMAN_ENV: NodeJS.ProcessEnv = { DDIFF_ENGINE: 'podman', DDIFF_FORCE_PODMAN: '' };
-
-/** An environment in which ddiff cannot reach any engine. */
-const NO_ENGINE: NodeJS.ProcessEnv = {
-  PATH: '/nonexistent-ddiff-e2e',
-  DOCKER_HOST: 'unix:///nonexistent-ddiff-e2e/docker.sock',
-  DDIFF_ENGINE: '',
-  DDIFF_FORCE_PODMAN: '',
-};
-
-interface Outcome {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  elapsedMs: number;
-  timedOut: boolean;
+interface Outcome extends RunOutcome {
   /** Command lines of the child processes ddiff started (polled every 20 ms from /proc). */
   children: string[][];
 }
@@ -164,13 +113,6 @@ function runDdiff(args: string[], options: { env?: NodeJS.ProcessEnv; limitMs?: 
   });
 }
 
-function show(r: Outcome): string {
-  const how = r.timedOut
-    ? `did not exit within the limit (killed after ${r.elapsedMs} ms)`
-    : `exit ${r.code ?? r.signal} after ${r.elapsedMs} ms`;
-  return `${how}\nstdout: ${r.stdout.trim().slice(0, 2000)}\nstderr: ${r.stderr.trim().slice(0, 2000)}`;
-}
-
 /** ddiff succeeds (exit 0) within the limit; resolves with its stdout. */
 async function ok(args: string[], options: { env?: NodeJS.ProcessEnv; limitMs?: number } = {}): Promise<string> {
   const r = await runDdiff(args, options);
@@ -205,64 +147,8 @@ async function failsWithOneLine(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Layer tars and docker-archives
+// Layer trees: base A, its rebuild B, the app layer
 // ---------------------------------------------------------------------------------------------
-
-interface TarEntry {
-  name: string;
-  type: 'file' | 'dir' | 'symlink' | 'hardlink';
-  mode: number;
-  mtime: number;
-  content?: Buffer;
-  linkname?: string;
-}
-
-function octal(header: Buffer, offset: number, length: number, value: number): void {
-  header.write(`${value.toString(8).padStart(length - 1, '0')}\0`, offset, length, 'ascii');
-}
-
-const TYPEFLAG = { file: '0', hardlink: '1', symlink: '2', dir: '5' } as const;
-
-/** A ustar header (names up to 100 bytes), root-owned. */
-function tarHeader(e: TarEntry, size: number): Buffer {
-  const header = Buffer.alloc(512);
-  if (Buffer.byteLength(e.name) > 100) throw new Error(`tar name too long: ${e.name}`);
-  header.write(e.name, 0, 100, 'utf8');
-  octal(header, 100, 8, e.mode);
-  octal(header, 108, 8, 0);
-  octal(header, 116, 8, 0);
-  octal(header, 124, 12, size);
-  octal(header, 136, 12, e.mtime);
-  header.fill(' ', 148, 156);
-  header.write(TYPEFLAG[e.type], 156, 1, 'ascii');
-  if (e.linkname) header.write(e.linkname, 157, 100, 'utf8');
-  header.write('ustar\0', 257, 6, 'ascii');
-  header.write('00', 263, 2, 'ascii');
-  header.write('root', 265, 32, 'ascii');
-  header.write('root', 297, 32, 'ascii');
-  fixChecksum(header);
-  return header;
-}
-
-function fixChecksum(header: Buffer): void {
-  header.fill(' ', 148, 156);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
-}
-
-const padding = (size: number) => Buffer.alloc((512 - (size % 512)) % 512);
-
-/** An uncompressed tar of the entries, in this order. */
-function tarOf(entries: TarEntry[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const e of entries) {
-    const data = e.type === 'file' ? (e.content ?? Buffer.alloc(0)) : Buffer.alloc(0);
-    parts.push(tarHeader(e, data.length), data, padding(data.length));
-  }
-  parts.push(Buffer.alloc(1024));
-  return Buffer.concat(parts);
-}
 
 const WORDS = 'alpha beta gamma delta epsilon package version depends section priority maintainer description'.split(' ');
 
@@ -374,86 +260,15 @@ function appEntries(): TarEntry[] {
   ];
 }
 
-const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
-
-/** The config of a crafted image; its sha256 is the image ID. */
-function craftedConfig(diffIds: string[], label: string): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      architecture: ARCH[process.arch] ?? process.arch,
-      os: 'linux',
-      created: '2020-09-13T12:26:40Z',
-      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Labels: { 'ddiff.e2e': label } },
-      rootfs: { type: 'layers', diff_ids: diffIds },
-      history: diffIds.map((_, i) => ({ created: '2020-09-13T12:26:40Z', created_by: `${label} layer ${i + 1}` })),
-    }),
-  );
-}
-
-interface Crafted {
-  tag: string;
-  id: string;
-  diffIds: string[];
-  tags: string[];
-}
-
-/** Writes a docker-save archive (manifest.json, `<config>.json`, `<diffID>.tar` layers) of one image. */
-async function writeDockerArchive(path: string, tag: string, layers: Buffer[]): Promise<Crafted> {
-  const diffIds = layers.map((l) => `sha256:${sha256Hex(l)}`);
-  const config = craftedConfig(diffIds, tag);
-  const id = sha256Hex(config);
-  const entry = (name: string, data: Buffer) => [
-    tarHeader({ name, type: 'file', mode: 0o644, mtime: 0 }, data.length),
-    data,
-    padding(data.length),
-  ];
-  const layerNames = diffIds.map((d) => `${d.slice(7)}.tar`);
-  const manifest = [{ Config: `${id}.json`, RepoTags: [tag], Layers: layerNames }];
-  await writeFile(
-    path,
-    Buffer.concat([
-      ...layers.flatMap((l, i) => entry(layerNames[i]!, l)),
-      ...entry(`${id}.json`, config),
-      ...entry('manifest.json', Buffer.from(JSON.stringify(manifest))),
-      Buffer.alloc(1024),
-    ]),
-  );
-  return { tag, id: `sha256:${id}`, diffIds, tags: [tag] };
+/** A docker-save archive of one image of these layer tars (root-owned entries, as the layers). */
+async function writeImageArchive(path: string, tag: string, layers: Buffer[]): Promise<Crafted> {
+  const [image] = await writeDockerArchive(path, [{ tag, layers: layers.map((data) => ({ data })) }], 'root');
+  return image!;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Engine helpers
 // ---------------------------------------------------------------------------------------------
-
-/** `load -i` of a crafted archive into an engine; the image is tracked for cleanup. */
-async function loadCrafted(engine: TestEngine, archive: string, image: Crafted): Promise<void> {
-  engine.track(image.tag);
-  engine.track(image.id);
-  await engine.load(archive);
-  const got = await engine.inspect(image.id);
-  assert.ok(got, `${engine.name} has ${image.tag} after load`);
-  assert.deepEqual(got.diffIds, image.diffIds, `${engine.name}: diffIDs of ${image.tag}`);
-}
-
-/** The engine holds the expected image: same ID, diffIDs and (normalized) tags. */
-async function assertSameImage(engine: TestEngine, expected: Crafted): Promise<void> {
-  const got = await engine.inspect(expected.id);
-  assert.ok(got, `${engine.name} has no image ${expected.id} after load`);
-  assert.equal(got.id, expected.id);
-  assert.deepEqual(got.diffIds, expected.diffIds, `${engine.name}: diffIDs of ${expected.id}`);
-  for (const tag of expected.tags) {
-    assert.ok(
-      got.tags.map(normalizeTag).includes(normalizeTag(tag)),
-      `${engine.name}: ${expected.id} is tagged ${tag} (has ${got.tags.join(', ')})`,
-    );
-  }
-}
-
-/** Removes an image (by ID, with its tags) when present. */
-async function removeIfPresent(engine: TestEngine, id: string): Promise<void> {
-  if (await engine.has(id)) await engine.must(['rmi', '-f', id]);
-  assert.equal(await engine.has(id), false, `${engine.name} still has ${id}`);
-}
 
 /** No image of the engine is the target or carries its rebuilt layer LB. */
 async function assertNothingLoaded(engine: TestEngine, s: Scenario): Promise<void> {
@@ -500,15 +315,15 @@ interface Scenario {
 const scenario = once(async (): Promise<Scenario> => {
   const dir = await freshDir('scenario');
   const a = baseEntries();
-  const la = tarOf(a);
-  const lb = tarOf(rebuiltEntries(a));
-  const lapp = tarOf(appEntries());
+  const la = tarOf(a, 'root');
+  const lb = tarOf(rebuiltEntries(a), 'root');
+  const lapp = tarOf(appEntries(), 'root');
   const recordedBase = join(dir, 'A.tar');
   const targetTar = join(dir, 'target.tar');
   const unrelatedTar = join(dir, 'unrelated.tar');
-  const base = await writeDockerArchive(recordedBase, uniqueName('delta-a'), [la]);
-  const target = await writeDockerArchive(targetTar, uniqueName('delta-target'), [lb, lapp]);
-  const unrelated = await writeDockerArchive(unrelatedTar, uniqueName('delta-unrelated'), [tarOf(appEntries())]);
+  const base = await writeImageArchive(recordedBase, uniqueName('delta-a'), [la]);
+  const target = await writeImageArchive(targetTar, uniqueName('delta-target'), [lb, lapp]);
+  const unrelated = await writeImageArchive(unrelatedTar, uniqueName('delta-unrelated'), [tarOf(appEntries(), 'root')]);
   return {
     dir,
     recordedBase,
@@ -581,7 +396,7 @@ const bundles = once(async () => {
 const baseInDocker = once(async () => {
   const s = await scenario();
   await bundles();
-  await loadCrafted(docker, s.baseArchive, s.base);
+  await loadCrafted(docker, s.baseArchive, [s.base]);
   docker.track(s.target.id);
   docker.track(s.target.tag);
   return s;
@@ -591,7 +406,7 @@ const baseInDocker = once(async () => {
 const baseInPodman = once(async () => {
   const s = await scenario();
   await bundles();
-  await loadCrafted(podman, s.baseArchive, s.base);
+  await loadCrafted(podman, s.baseArchive, [s.base]);
   podman.track(s.target.id);
   podman.track(s.target.tag);
   return s;
@@ -743,7 +558,7 @@ test('3 diff A:tag target:tag (both in Docker) stores LB as a delta, and the bun
   if (!(await ready(t, [docker]))) return;
   const s = await baseInDocker();
   await removeIfPresent(docker, s.target.id);
-  await loadCrafted(docker, s.targetTar, s.target);
+  await loadCrafted(docker, s.targetTar, [s.target]);
   const bundle = join(await freshDir('refs'), 'refs.ddiff');
   const d = JSON.parse(await ok(['diff', s.base.tag, s.target.tag, '-o', bundle, '--json'], { env: DOCKER_ENV })) as DiffSummary;
   assert.equal(d.metadata.images[0]!.id, s.target.id);

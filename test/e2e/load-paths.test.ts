@@ -48,10 +48,13 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { cliPath, repoRoot } from '../helpers/cli.js';
-import { docker, enginesRequired, normalizeTag, podman, randomContent, uniqueName, type ImageInfo, type TestEngine } from './engines.js';
+import { sha256Hex } from '../helpers/tar.js';
+import { docker, enginesRequired, podman, randomContent, uniqueName, type ImageInfo, type TestEngine } from './engines.js';
+import { DOCKER_ENV, freshDirs, NO_ENGINE, once, PODMAN_ENV, ready, type RunOutcome, show } from './support.js';
+import { padding, type TarEntry, tarHeader, tarOf as tarOfEntries } from './support.js';
+import { assertSameImage, type Crafted, loadCrafted, removeIfPresent, writeDockerArchive } from './support.js';
 
 const work = await mkdtemp(join(tmpdir(), 'ddiff-e2e-load-paths-'));
-let dirCount = 0;
 
 /** Processes (ddiff runs' `docker load` children) to kill by pid if a test leaves them. */
 const leftovers = new Set<TrackedProc>();
@@ -66,50 +69,13 @@ after(async () => {
 const EMPTY_DIFF_ID = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 /** A fresh directory under the run's work directory. */
-async function freshDir(label: string): Promise<string> {
-  dirCount += 1;
-  const dir = join(work, `${label}-${dirCount}`);
-  await mkdir(dir, { recursive: true });
-  return dir;
-}
+const freshDir = freshDirs(work);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Runs `fn` once; later calls get the same promise (shared setup of a group of tests). */
-function once<T>(fn: () => Promise<T>): () => Promise<T> {
-  let p: Promise<T> | undefined;
-  return () => (p ??= fn());
-}
-
-function sha256Hex(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
 // ---------------------------------------------------------------------------------------------
-// Engines, skopeo and docker CLIs
+// Docker CLIs
 // ---------------------------------------------------------------------------------------------
-
-function skopeoReason(): string | undefined {
-  const r = spawnSync('skopeo', ['--version'], { encoding: 'utf8' });
-  return r.status === 0 ? undefined : `skopeo --version failed: ${r.error?.message ?? r.stderr.trim()}`;
-}
-
-/** Skips (or, when engines are required, fails) unless every engine answers; true to go on. */
-async function ready(t: TestContext, engines: TestEngine[], options: { skopeo?: boolean } = {}): Promise<boolean> {
-  const reasons: string[] = [];
-  for (const engine of engines) {
-    const reason = await engine.unavailableReason();
-    if (reason !== undefined) reasons.push(`${engine.name} not available: ${reason}`);
-  }
-  if (options.skopeo) {
-    const reason = skopeoReason();
-    if (reason !== undefined) reasons.push(reason);
-  }
-  if (reasons.length === 0) return true;
-  if (enginesRequired) throw new Error(`required here but missing: ${reasons.join('; ')}`);
-  t.skip(reasons.join('; '));
-  return false;
-}
 
 interface DockerCli {
   /** The CLI's version, e.g. `28.2.2`. */
@@ -169,21 +135,10 @@ function cliOrSkip(t: TestContext, variant: (typeof CLI_VARIANTS)[number]): Dock
 /** Environment for ddiff: Docker as the engine, through the given CLI when one is given. */
 function dockerEnv(cli?: DockerCli): NodeJS.ProcessEnv {
   return {
-    DDIFF_ENGINE: 'docker',
-    DDIFF_FORCE_PODMAN: '',
+    ...DOCKER_ENV,
     ...(cli ? { PATH: `${cli.bin}:${process.env.PATH ?? ''}` } : {}),
   };
 }
-
-const PODMAN_ENV: NodeJS.ProcessEnv = { DDIFF_ENGINE: 'podman', DDIFF_FORCE_PODMAN: '' };
-
-/** An environment in which ddiff cannot reach any engine. */
-const NO_ENGINE: NodeJS.ProcessEnv = {
-  PATH: '/nonexistent-ddiff-e2e',
-  DOCKER_HOST: 'unix:///nonexistent-ddiff-e2e/docker.sock',
-  DDIFF_ENGINE: '',
-  DDIFF_FORCE_PODMAN: '',
-};
 
 // ---------------------------------------------------------------------------------------------
 // Running ddiff while watching the processes it starts
@@ -251,14 +206,7 @@ function bytesRead(pid: number): number {
   }
 }
 
-interface Outcome {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  elapsedMs: number;
-  /** ddiff had not exited by the limit and was killed (SIGKILL) by the test. */
-  timedOut: boolean;
+interface Outcome extends RunOutcome {
   /** The `docker load` children still running when ddiff's exit was seen (or when the test killed it). */
   loadsAliveAtExit: TrackedProc[];
 }
@@ -341,13 +289,6 @@ async function runDdiff(args: string[], options: { env?: NodeJS.ProcessEnv; stdi
   return startDdiff(args, options).done;
 }
 
-function show(r: Outcome): string {
-  const how = r.timedOut
-    ? `did not exit within the limit (killed after ${r.elapsedMs} ms)`
-    : `exit ${r.code ?? r.signal} after ${r.elapsedMs} ms`;
-  return `${how}\nstdout: ${r.stdout.trim().slice(0, 2000)}\nstderr: ${r.stderr.trim().slice(0, 2000)}`;
-}
-
 /** ddiff succeeds (exit 0) within the limit; resolves with its stdout. */
 async function ok(args: string[], options: { env?: NodeJS.ProcessEnv; stdinFile?: string; limitMs?: number } = {}): Promise<string> {
   const r = await runDdiff(args, { limitMs: 60_000, ...options });
@@ -368,45 +309,16 @@ function aliveLoads(run: Watched): string[] {
 // Images: tar and docker-archive writers, engine helpers
 // ---------------------------------------------------------------------------------------------
 
-function octal(header: Buffer, offset: number, length: number, value: number): void {
-  header.write(`${value.toString(8).padStart(length - 1, '0')}\0`, offset, length, 'ascii');
-}
-
-/** A ustar header (names up to 100 bytes): root-owned, mtime 0. */
-function tarHeader(name: string, size: number, type: 'file' | 'dir' = 'file'): Buffer {
-  const header = Buffer.alloc(512);
-  if (Buffer.byteLength(name) > 100) throw new Error(`tar name too long: ${name}`);
-  header.write(name, 0, 100, 'utf8');
-  octal(header, 100, 8, type === 'dir' ? 0o755 : 0o644);
-  octal(header, 108, 8, 0);
-  octal(header, 116, 8, 0);
-  octal(header, 124, 12, size);
-  octal(header, 136, 12, 0);
-  header.fill(' ', 148, 156);
-  header.write(type === 'dir' ? '5' : '0', 156, 1, 'ascii');
-  header.write('ustar\0', 257, 6, 'ascii');
-  header.write('00', 263, 2, 'ascii');
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
-  return header;
-}
-
-const padding = (size: number) => Buffer.alloc((512 - (size % 512)) % 512);
-
-/** An uncompressed tar in memory: directories (names ending in `/`) and files, in this order. */
+/** An uncompressed tar in memory: directories (names ending in `/`) and files, in this order (mtime 0). */
 function tarOf(entries: [name: string, content?: Buffer | string][]): Buffer {
-  const parts: Buffer[] = [];
-  for (const [name, content] of entries) {
-    if (name.endsWith('/')) {
-      parts.push(tarHeader(name, 0, 'dir'));
-      continue;
-    }
-    const data = typeof content === 'string' ? Buffer.from(content) : (content ?? Buffer.alloc(0));
-    parts.push(tarHeader(name, data.length), data, padding(data.length));
-  }
-  parts.push(Buffer.alloc(1024));
-  return Buffer.concat(parts);
+  return tarOfEntries(
+    entries.map(
+      ([name, content]): TarEntry =>
+        name.endsWith('/')
+          ? { name, type: 'dir', mode: 0o755, mtime: 0 }
+          : { name, type: 'file', mode: 0o644, mtime: 0, content: typeof content === 'string' ? Buffer.from(content) : content },
+    ),
+  );
 }
 
 /** A layer tar of one file, in memory, with random contents. */
@@ -423,7 +335,7 @@ async function writeBigLayer(path: string, size: number): Promise<{ diffId: stri
     await handle.write(chunk);
   };
   try {
-    await put(tarHeader('big.bin', size));
+    await put(tarHeader({ name: 'big.bin', type: 'file', mode: 0o644, mtime: 0 }, size));
     const chunk = Buffer.allocUnsafe(8 << 20);
     for (let done = 0; done < size; done += chunk.length) {
       const part = chunk.subarray(0, Math.min(chunk.length, size - done));
@@ -436,126 +348,6 @@ async function writeBigLayer(path: string, size: number): Promise<{ diffId: stri
     await handle.close();
   }
   return { diffId: `sha256:${hash.digest('hex')}`, size: 512 + size + padding(size).length + 1024 };
-}
-
-/** A layer of a crafted image: its tar in memory or in a file, and its diffID. */
-type CraftedLayer = { data: Buffer } | { file: string; diffId: string; size: number };
-
-function layerDiffId(layer: CraftedLayer): string {
-  return 'data' in layer ? `sha256:${sha256Hex(layer.data)}` : layer.diffId;
-}
-
-const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
-
-/** The config of a crafted image; its sha256 is the image ID. */
-function craftedConfig(diffIds: string[], label: string): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      architecture: ARCH[process.arch] ?? process.arch,
-      os: 'linux',
-      created: '2020-09-13T12:26:40Z',
-      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Labels: { 'ddiff.e2e': label } },
-      rootfs: { type: 'layers', diff_ids: diffIds },
-      history: diffIds.map((_, i) => ({ created: '2020-09-13T12:26:40Z', created_by: `${label} layer ${i + 1}` })),
-    }),
-  );
-}
-
-interface Crafted {
-  tag: string;
-  id: string;
-  diffIds: string[];
-}
-
-/**
- * Writes a docker-save archive (manifest.json, `<config>.json`, `<diffID>.tar` layers) of the
- * given images; layers in files are copied in chunks, never read whole.
- */
-async function writeDockerArchive(path: string, images: { tag: string; layers: CraftedLayer[] }[]): Promise<Crafted[]> {
-  const handle = await open(path, 'w');
-  const crafted: Crafted[] = [];
-  const manifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
-  const written = new Set<string>();
-  const putEntry = async (name: string, data: Buffer) => {
-    await handle.write(Buffer.concat([tarHeader(name, data.length), data, padding(data.length)]));
-  };
-  try {
-    for (const image of images) {
-      const diffIds = image.layers.map(layerDiffId);
-      const layerNames: string[] = [];
-      for (const [i, layer] of image.layers.entries()) {
-        const name = `${diffIds[i]!.slice(7)}.tar`;
-        layerNames.push(name);
-        if (written.has(name)) continue;
-        written.add(name);
-        if ('data' in layer) {
-          await putEntry(name, layer.data);
-          continue;
-        }
-        await handle.write(tarHeader(name, layer.size));
-        const source = await open(layer.file, 'r');
-        try {
-          const buffer = Buffer.allocUnsafe(8 << 20);
-          for (let done = 0; done < layer.size; ) {
-            const { bytesRead } = await source.read(buffer, 0, Math.min(buffer.length, layer.size - done), done);
-            if (bytesRead === 0) throw new Error(`${layer.file} ends early`);
-            await handle.write(buffer.subarray(0, bytesRead));
-            done += bytesRead;
-          }
-        } finally {
-          await source.close();
-        }
-        await handle.write(padding(layer.size));
-      }
-      const config = craftedConfig(diffIds, image.tag);
-      const id = sha256Hex(config);
-      if (!written.has(`${id}.json`)) {
-        written.add(`${id}.json`);
-        await putEntry(`${id}.json`, config);
-      }
-      manifest.push({ Config: `${id}.json`, RepoTags: [image.tag], Layers: layerNames });
-      crafted.push({ tag: image.tag, id: `sha256:${id}`, diffIds });
-    }
-    await putEntry('manifest.json', Buffer.from(JSON.stringify(manifest)));
-    await handle.write(Buffer.alloc(1024));
-  } finally {
-    await handle.close();
-  }
-  return crafted;
-}
-
-/** `load -i` of a crafted archive into an engine; every image is tracked for cleanup. */
-async function loadCrafted(engine: TestEngine, archive: string, images: Crafted[]): Promise<void> {
-  for (const image of images) {
-    engine.track(image.tag);
-    engine.track(image.id);
-  }
-  await engine.load(archive);
-  for (const image of images) {
-    const got = await engine.inspect(image.id);
-    assert.ok(got, `${engine.name} has ${image.tag} after load`);
-    assert.deepEqual(got.diffIds, image.diffIds, `${engine.name}: diffIDs of ${image.tag}`);
-  }
-}
-
-/** The engine holds the expected image: same ID, diffIDs and (normalized) tags. */
-async function assertSameImage(engine: TestEngine, expected: { id: string; diffIds: string[]; tags: string[] }): Promise<void> {
-  const got = await engine.inspect(expected.id);
-  assert.ok(got, `${engine.name} has no image ${expected.id} after load`);
-  assert.equal(got.id, expected.id);
-  assert.deepEqual(got.diffIds, expected.diffIds, `${engine.name}: diffIDs of ${expected.id}`);
-  for (const tag of expected.tags) {
-    assert.ok(
-      got.tags.map(normalizeTag).includes(normalizeTag(tag)),
-      `${engine.name}: ${expected.id} is tagged ${tag} (has ${got.tags.join(', ')})`,
-    );
-  }
-}
-
-/** Removes an image (by ID, with its tags) when present. */
-async function removeIfPresent(engine: TestEngine, id: string): Promise<void> {
-  if (await engine.has(id)) await engine.must(['rmi', '-f', id]);
-  assert.equal(await engine.has(id), false, `${engine.name} still has ${id}`);
 }
 
 const files = (...names: string[]) => Object.fromEntries(names.map((n) => [n, randomContent(n)]));
