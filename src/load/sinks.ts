@@ -33,6 +33,21 @@ async function snapshot(engine: Engine, images: { id: Digest; tags: string[] }[]
   return new Map(refs.map((ref, n) => [ref, found[n]]));
 }
 
+const LATE_LOAD_MS = 3_000;
+
+async function loadedAny(engine: Engine, before: Map<string, Digest | undefined>, images: { id: Digest }[]): Promise<boolean> {
+  const fresh = images.filter((i) => before.get(i.id) === undefined);
+  const found = await Promise.all(
+    fresh.map((i) =>
+      engine.inspect(i.id).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  return found.includes(true);
+}
+
 /** Removes what an interrupted load added, and points moved tags back where they were. */
 async function undoLoad(engine: Engine, before: Map<string, Digest | undefined>, images: { id: Digest; tags: string[] }[]): Promise<void> {
   const added = images.filter((i) => before.get(i.id) === undefined).map((i) => i.id);
@@ -54,9 +69,18 @@ export async function loadIntoEngine(engine: Engine, job: ArchiveJob, images: { 
   const loading = engine.startLoad();
   let handedOver = false;
   const unregister = onInterrupt(async () => {
-    if (!handedOver) return loading.stop();
-    await loading.done.catch(() => undefined);
-    await undoLoad(engine, before, images);
+    if (handedOver) {
+      await loading.done.catch(() => undefined);
+      await undoLoad(engine, before, images);
+      return;
+    }
+    await loading.stop();
+    // The last bytes may have reached the engine just before its input was cut: then it loads
+    // on its own, a moment later. Look for that for a few seconds, and undo it.
+    for (let waited = 0; waited < LATE_LOAD_MS; waited += 500) {
+      if (await loadedAny(engine, before, images)) return undoLoad(engine, before, images);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   });
   try {
     // An engine that quits before reading the whole archive (it refused it) leaves nobody
