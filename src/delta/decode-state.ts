@@ -10,6 +10,8 @@ import { DICT_MAX, type OrdinalCoder } from './format.js';
 import type { RecordReader } from './record-reader.js';
 
 const BATCH = 64 * 1024;
+/** Pieces smaller than this are gathered (copying bigger ones would double their garbage). */
+const SMALL = 8 * 1024;
 
 /** A base layer the delta names, and where the index has it (undefined: the base lacks it). */
 export interface Slot {
@@ -60,7 +62,7 @@ export class DecodeState {
     this.total.update(data);
     // Headers and small files come a few hundred bytes at a time: gathered, they cost one
     // write per 64 KiB instead of one each.
-    if (data.length >= BATCH) {
+    if (data.length >= SMALL) {
       await this.flush();
       return this.write(data);
     }
