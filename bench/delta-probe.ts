@@ -80,7 +80,9 @@ async function phase(kind: 'encode' | 'decode', dir: string, pair: string, delta
     }
     const seconds = (performance.now() - t) / 1000;
     const cpuTime = cpuSeconds(cpu);
-    process.stdout.write(`${JSON.stringify({ index, indexCpu, seconds, cpu: cpuTime, maxRss: process.resourceUsage().maxRSS * 1024, ...result })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ index, indexCpu, seconds, cpu: cpuTime, maxRss: process.resourceUsage().maxRSS * 1024, ...result })}\n`,
+    );
   } finally {
     await spool.close();
     await rm(work, { recursive: true, force: true });
@@ -99,7 +101,9 @@ async function main(): Promise<void> {
   const pairs = args.length > 1 ? args.slice(1) : Object.keys(PAIRS);
   const work = await mkdtemp(join(tmpdir(), 'delta-probe-'));
   const mb = (n: number): string => (n / 1e6).toFixed(3);
-  console.log('| pair | layer MB | gzip -6 MB | delta MB | ratio | ref/delta/lit files | index s (cpu) | encode s (cpu) | decode s (cpu) | s per 100 MB enc/dec | RSS enc/dec MB |');
+  console.log(
+    '| pair | layer MB | gzip -6 MB | delta MB | ratio | ref/delta/lit files | index s (cpu) | encode s (cpu) | decode s (cpu) | s per 100 MB enc/dec | RSS enc/dec MB |',
+  );
   console.log('|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|');
   try {
     for (const pair of pairs) {
