@@ -70,6 +70,7 @@ export function prefix(): Buffer {
 
 /** Appends `value` as a varint. */
 function putVarint(target: number[], value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${value} is not a varint`);
   let rest = value;
   while (rest >= 0x80) {
     target.push((rest % 0x80) | 0x80);
@@ -92,11 +93,11 @@ export function varints(...fields: number[]): Buffer {
   return Buffer.from(bytes);
 }
 
-function zigzag(value: number): number {
+export function zigzag(value: number): number {
   return value >= 0 ? value * 2 : -value * 2 - 1;
 }
 
-function unzigzag(value: number): number {
+export function unzigzag(value: number): number {
   return value % 2 === 0 ? value / 2 : -(value + 1) / 2;
 }
 

@@ -2,7 +2,7 @@ import zlib from 'node:zlib';
 import { ChunkReader } from './chunk-reader.js';
 import { BaseFileIndex } from './base-index.js';
 import { DeltaFormatError } from './errors.js';
-import { varints } from './format.js';
+import { unzigzag, varints, zigzag } from './format.js';
 import { RecordReader } from './record-reader.js';
 
 /**
@@ -13,7 +13,8 @@ import { RecordReader } from './record-reader.js';
  * file, zstd-compressed.
  *
  *   "DDIX", version (u8, 1), three zero bytes, then zstd of:
- *   layers; per layer: 32-byte diffID, tar size, files; per file: size, offset delta, 32-byte sha256
+ *   layers; per layer: 32-byte diffID, tar size, files; per file: size, zigzag offset delta,
+ *   32-byte sha256 (hardlinks share their target's earlier offset)
  */
 const MAGIC = Buffer.from('DDIX', 'latin1');
 const VERSION = 1;
@@ -27,7 +28,7 @@ export function serializeIndex(index: BaseFileIndex): Buffer {
     parts.push(Buffer.from(layer.diffId.slice('sha256:'.length), 'hex'), varints(layer.size, layer.files.length));
     let offset = 0;
     for (const file of layer.files) {
-      parts.push(varints(file.size, file.offset - offset), Buffer.from(file.hash!, 'binary'));
+      parts.push(varints(file.size, zigzag(file.offset - offset)), Buffer.from(file.hash!, 'binary'));
       offset = file.offset;
     }
   }
@@ -61,9 +62,9 @@ async function readIndex(records: RecordReader): Promise<BaseFileIndex> {
     let offset = 0;
     for (let f = 0; f < count; f++) {
       const fileSize = await records.varint('file size');
-      offset += await records.varint('file offset');
+      offset += unzigzag(await records.varint('file offset'));
       const hash = (await records.bytes(32)).toString('binary');
-      if (offset + fileSize > size) throw new DeltaFormatError(source, `file ${f} of layer ${diffId} lies past the layer's end`);
+      if (offset < 0 || offset + fileSize > size) throw new DeltaFormatError(source, `file ${f} of layer ${diffId} lies past the layer's end`);
       files.push({ path: '', size: fileSize, offset, hash });
     }
     index.addKnownLayer({ diffId, size, files });

@@ -55,6 +55,8 @@ function writeBase(root: string): void {
   symlinkSync('libfoo.so.1', join(root, 'lib/libfoo.so'));
   put(root, 'share/doc/README', 'read me\n'.repeat(500));
   linkSync(join(root, 'share/doc/README'), join(root, 'share/doc/README.hardlink'));
+  mkdirSync(join(root, 'zz'));
+  linkSync(join(root, 'share/doc/README'), join(root, 'zz/README.far-hardlink'));
   put(root, `${LONG_DIR}/file-with-a-long-name-${'x'.repeat(80)}.txt`, 'long name content\n'.repeat(50));
   put(root, 'données/naïve-ünïcode.txt', 'accents\n'.repeat(30));
   put(root, 'empty', '');
@@ -215,6 +217,9 @@ describe('layer delta round trips', () => {
     await full.addLayer(sha256File(base), createReadStream(base), { hash: true });
     const haveList = serializeIndex(full);
     const index = await deserializeIndex(haveList);
+    const facts = (i: BaseFileIndex) => i.layers.map((l) => [l.diffId, l.size, l.files.map((f) => [f.size, f.offset, f.hash])]);
+    assert.deepEqual(facts(index), facts(full)); // a hardlink shares an earlier offset
+    assert.ok(full.layers[0]!.files.some((f, i) => i > 0 && f.offset < full.layers[0]!.files[i - 1]!.offset));
     const chunks: Buffer[] = [];
     const stats = await encodeLayerDelta(createReadStream(target), { index }, collector(chunks));
     assert.equal(stats.files.deltified, 0);
