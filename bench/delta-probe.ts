@@ -1,6 +1,8 @@
 // Measures layer deltas on real pairs: delta size against gzip -6 of the whole target layer,
-// encode and decode time (base indexing shown apart) and each side's peak RSS, each phase in a
-// child process of its own. Every decode is checked to give the target's sha256.
+// encode and decode time (base indexing shown apart; CPU seconds of all threads in brackets)
+// and each side's peak RSS, each phase in a child process of its own; 'floor' is reading and
+// hashing the target layer once, timed just before. Every decode is checked to give the
+// target's sha256.
 //
 //   node dist/bench/delta-probe.js [DIR] [pair...]     DIR: /work/data/delta-pairs by default
 //   (the pairs' layer tars come from ../shared/delta/make-pairs.sh DIR)
@@ -69,20 +71,20 @@ async function phase(kind: 'encode' | 'decode', dir: string, pair: string, delta
     cpu = process.cpuUsage();
     let result: object;
     if (kind === 'encode') {
-      const stats = await encodeLayerDelta(
-        createReadStream(join(dir, target), { highWaterMark: 1 << 20 }),
-        spool,
-        createWriteStream(deltaPath),
-      );
+      const stats = await encodeLayerDelta(createReadStream(join(dir, target)), spool, createWriteStream(deltaPath));
       result = { ...stats };
     } else {
       result = await decodeLayerDelta(createReadStream(deltaPath), spool, createWriteStream('/dev/null'));
     }
     const seconds = (performance.now() - t) / 1000;
     const cpuTime = cpuSeconds(cpu);
-    process.stdout.write(
-      `${JSON.stringify({ index, indexCpu, seconds, cpu: cpuTime, maxRss: process.resourceUsage().maxRSS * 1024, ...result })}\n`,
-    );
+    const floorHash = createHash('sha256');
+    const maxRss = process.resourceUsage().maxRSS * 1024;
+    // The floor on this machine at this moment: reading the layer and hashing it once.
+    t = performance.now();
+    for await (const chunk of createReadStream(join(dir, target))) floorHash.update(chunk as Buffer);
+    const floor = (performance.now() - t) / 1000;
+    process.stdout.write(`${JSON.stringify({ floor, index, indexCpu, seconds, cpu: cpuTime, maxRss, ...result })}\n`);
   } finally {
     await spool.close();
     await rm(work, { recursive: true, force: true });
@@ -102,9 +104,9 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'delta-probe-'));
   const mb = (n: number): string => (n / 1e6).toFixed(3);
   console.log(
-    '| pair | layer MB | gzip -6 MB | delta MB | ratio | ref/delta/lit files | index s (cpu) | encode s (cpu) | decode s (cpu) | s per 100 MB enc/dec | RSS enc/dec MB |',
+    '| pair | layer MB | gzip -6 MB | delta MB | ratio | ref/delta/lit files | index s (cpu) | encode s (cpu) | decode s (cpu) | s per 100 MB enc/dec | floor s | RSS enc/dec MB |',
   );
-  console.log('|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|');
+  console.log('|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---|');
   try {
     for (const pair of pairs) {
       const { target, note } = PAIRS[pair]!;
@@ -122,7 +124,7 @@ async function main(): Promise<void> {
       console.log(
         `| ${pair} (${note}) | ${mb(layerSize)} | ${mb(gzip)} | ${mb(size)} | 1/${(gzip / size).toFixed(1)} | ` +
           `${files.referenced}/${files.deltified}/${files.literal} | ${s(enc, 'index')} (${s(enc, 'indexCpu')}) | ` +
-          `${s(enc, 'seconds')} (${s(enc, 'cpu')}) | ${s(dec, 'seconds')} (${s(dec, 'cpu')}) | ${per100(enc)}/${per100(dec)} | ` +
+          `${s(enc, 'seconds')} (${s(enc, 'cpu')}) | ${s(dec, 'seconds')} (${s(dec, 'cpu')}) | ${per100(enc)}/${per100(dec)} | ${s(enc, 'floor')} | ` +
           `${((enc.maxRss as number) / 1e6).toFixed(0)}/${((dec.maxRss as number) / 1e6).toFixed(0)} |`,
       );
     }
