@@ -72,10 +72,12 @@ export class BaseReader {
     let at = offset;
     for (const part of parts) {
       for (let done = 0; done < part.length; ) {
-        const view = await this.scratchView(layer, at, part.length - done);
-        if (view.length === 0 || !view.equals(part.subarray(done, done + view.length))) return false;
-        done += view.length;
-        at += view.length;
+        const from = await this.fill(layer, at);
+        const length = Math.min(part.length - done, this.scratchAt!.length - from);
+        // compare() with ranges: no view objects, which were a tenth of an encode's time.
+        if (length <= 0 || this.scratch.compare(part, done, done + length, from, from + length) !== 0) return false;
+        done += length;
+        at += length;
       }
     }
     return true;
@@ -95,6 +97,12 @@ export class BaseReader {
 
   /** Up to `length` base bytes at `offset` from the scratch buffer, refilled when needed. */
   private async scratchView(layer: number, offset: number, length: number): Promise<Buffer> {
+    const from = await this.fill(layer, offset);
+    return this.scratch.subarray(from, from + Math.min(length, this.scratchAt!.length - from));
+  }
+
+  /** Makes the scratch buffer hold the base bytes at `offset` (if the layer has any); returns where. */
+  private async fill(layer: number, offset: number): Promise<number> {
     let hit = this.scratchAt;
     if (hit?.layer !== layer || offset < hit.start || offset >= hit.start + hit.length) {
       const want = Math.max(0, Math.min(SCRATCH, (this.index.layers[layer]?.size ?? 0) - offset));
@@ -103,8 +111,7 @@ export class BaseReader {
       if (data.buffer !== this.scratch.buffer) data.copy(this.scratch);
       hit = this.scratchAt = { layer, start: offset, length: data.length };
     }
-    const from = offset - hit.start;
-    return this.scratch.subarray(from, from + Math.min(length, hit.length - from));
+    return offset - hit.start;
   }
 
   /** Fills `target` with the base bytes at `offset` (a dictionary buffer the caller reuses). */

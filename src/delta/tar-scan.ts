@@ -1,7 +1,8 @@
 import { posix } from 'node:path';
 import { TarFormatError, TarTruncatedError } from '../errors.js';
-import { BLOCK, decodeHeader, decodePax, paddedSize, type RawHeader } from '../tar/header.js';
+import { BLOCK, decodePax, paddedSize } from '../tar/header.js';
 import type { ChunkReader } from './chunk-reader.js';
+import { parseHeader } from './header.js';
 
 /**
  * Splits a layer tar into the pieces a delta treats differently: regular files' contents, and
@@ -36,15 +37,6 @@ function pathKey(name: string): string {
   return key === '.' ? '' : key;
 }
 
-function tryHeader(block: Buffer): RawHeader | undefined {
-  try {
-    return decodeHeader(block);
-  } catch (error) {
-    if (error instanceof TarFormatError) return undefined;
-    throw error;
-  }
-}
-
 export async function* scanTar(reader: ChunkReader): AsyncGenerator<TarPiece> {
   let pax: Record<string, string> = {};
   let longName: string | undefined;
@@ -52,7 +44,7 @@ export async function* scanTar(reader: ChunkReader): AsyncGenerator<TarPiece> {
   for (;;) {
     const block = await reader.readUpTo(BLOCK);
     if (block.length === 0) return;
-    const header = block.length === BLOCK && !block.equals(ZERO_BLOCK) ? tryHeader(block) : undefined;
+    const header = block.length === BLOCK && !block.equals(ZERO_BLOCK) ? parseHeader(block) : undefined;
     if (header === undefined) {
       yield { kind: 'raw', data: block };
       yield* rest(reader);

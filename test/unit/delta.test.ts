@@ -21,6 +21,8 @@ import {
   serializeIndex,
   SpooledBase,
 } from '../../src/delta/index.js';
+import { parseHeader } from '../../src/delta/header.js';
+import { decodeHeader, type RawHeader } from '../../src/tar/header.js';
 import type { Digest } from '../../src/util/digest.js';
 
 /** Deterministic pseudo-random bytes (xorshift32). */
@@ -192,6 +194,33 @@ describe('layer delta round trips', () => {
     const identical = await roundTrip(work, [same], same);
     assert.ok(identical.rebuilt.equals(readFileSync(same)));
     assert.equal(identical.stats.files.literal + identical.stats.files.deltified, 0);
+  });
+
+  test("the scans' header parser reads every header as tar/header.ts does, and refuses what it refuses", () => {
+    for (const format of ['pax', 'gnu'] as const) {
+      const tar = readFileSync(gnuTar(targetDir, format, join(work, `headers-${format}.tar`)));
+      let headers = 0;
+      for (let at = 0; at + 512 <= tar.length; at += 512) {
+        const block = tar.subarray(at, at + 512);
+        // A '9' in the size field, under a checksum that still matches.
+        const broken = Buffer.from(block);
+        broken[124 + (at % 11)] = 0x39;
+        broken.fill(0x20, 148, 156);
+        const sum = broken.reduce((total, byte) => total + byte, 0);
+        broken.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
+        for (const candidate of [block, broken]) {
+          let expected: RawHeader | undefined;
+          try {
+            expected = decodeHeader(candidate);
+          } catch {
+            expected = undefined;
+          }
+          assert.deepEqual(parseHeader(candidate), expected, `block at ${at}`);
+          if (expected !== undefined) headers++;
+        }
+      }
+      assert.ok(headers > 20);
+    }
   });
 
   test('bytes that are not a tar, and a tar with trailing garbage, come back as they were', async () => {
