@@ -64,7 +64,9 @@ async function readIndex(records: RecordReader): Promise<BaseFileIndex> {
       const fileSize = await records.varint('file size');
       offset += unzigzag(await records.varint('file offset'));
       const hash = (await records.bytes(32)).toString('binary');
-      if (offset < 0 || offset + fileSize > size) throw new DeltaFormatError(source, `file ${f} of layer ${diffId} lies past the layer's end`);
+      if (offset < 0 || offset + fileSize > size) {
+        throw new DeltaFormatError(source, `file ${f} of layer ${diffId} lies outside the layer`);
+      }
       files.push({ path: '', size: fileSize, offset, hash });
     }
     index.addKnownLayer({ diffId, size, files });
