@@ -200,7 +200,8 @@ describe('layer delta round trips', () => {
     for (const format of ['pax', 'gnu'] as const) {
       const tar = readFileSync(gnuTar(targetDir, format, join(work, `headers-${format}.tar`)));
       let headers = 0;
-      for (let at = 0; at + 512 <= tar.length; at += 512) {
+      // Every block of the first 2 MiB (most of the headers), then one in 17.
+      for (let at = 0; at + 512 <= tar.length; at += at < 2 * MB ? 512 : 17 * 512) {
         const block = tar.subarray(at, at + 512);
         // A '9' in the size field, under a checksum that still matches.
         const broken = Buffer.from(block);
