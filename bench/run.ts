@@ -119,7 +119,7 @@ async function scenario(dir: string, sizeMb: number, deltaMb: number, engineMax:
     baseline: 'cp of the target archive',
     baselineWall: cp.wall,
     ratio: loadOut.wall / cp.wall,
-    ...(sizeMb >= 2000 ? { target: '≤ 2' } : {}),
+    ...(sizeMb >= 2000 ? { target: '≤ 2', accept: 'load -o ≤ 2× cp (at 2 GB)' } : {}),
   });
   await rm(out);
   await rm(join(dir, 'copy.tar'));
@@ -203,9 +203,12 @@ async function engineSteps(
   }
 }
 
-/** The acceptance lines of issue 10 with each real pair's ratio and verdict. */
+/**
+ * The acceptance lines of issue 10 with each real pair's ratio and verdict, and the generated
+ * 2 GB pair's (load -o is judged at 2 GB).
+ */
 function acceptance(): string {
-  const real = rows.filter((r) => r.accept && r.size.startsWith('real '));
+  const real = rows.filter((r) => r.accept && (r.size.startsWith('real ') || r.size === '2000MB'));
   const pairs = [...new Set(real.map((r) => r.size))];
   const lines = [`| acceptance (issue 10) | ${pairs.join(' | ')} |`, `|---|${pairs.map(() => '--:|').join('')}`];
   for (const accept of [...new Set(real.map((r) => r.accept!))]) {
@@ -277,6 +280,7 @@ async function main(): Promise<void> {
   process.stderr.write(`ddiff bench on ${machine}\n`);
   if (!dockerAnswers()) process.stderr.write('docker does not answer (set DOCKER_HOST): engine steps are skipped\n');
   const sections = new Map<string, string>();
+  let realSection = (): unknown => undefined;
   try {
     if (real !== 'off') {
       const wanted = (process.env.DDIFF_BENCH_REAL_PAIRS ?? 'small,large').split(',');
@@ -289,13 +293,15 @@ async function main(): Promise<void> {
       });
       if (ran) {
         const isReal = (r: Row) => r.size.startsWith('real ');
-        sections.set(
-          'real',
-          `## Real Debian image pairs (issue 10)\n\nMeasured ${measuredAt()}.\nMachine: ${machine}; ${engines()}.\n` +
-            `Each ddiff step and its floor alternate, median of ${process.env.DDIFF_BENCH_REPEAT ?? 3} runs each; ` +
-            `peak RSS and CPU are the ddiff node process's own; read/written MB also count the ` +
-            `engine CLIs it ran (reaped children add to /proc/self/io).\n\n${acceptance()}\n\n${table(isReal)}\n`,
-        );
+        // Written after the generated pairs ran: the acceptance table takes their 2 GB load -o.
+        realSection = () =>
+          sections.set(
+            'real',
+            `## Real Debian image pairs (issue 10)\n\nMeasured ${measuredAt()}.\nMachine: ${machine}; ${engines()}.\n` +
+              `Each ddiff step and its floor alternate, median of ${process.env.DDIFF_BENCH_REPEAT ?? 3} runs each; ` +
+              `peak RSS and CPU are the ddiff node process's own; read/written MB also count the ` +
+              `engine CLIs it ran (reaped children add to /proc/self/io).\n\n${acceptance()}\n\n${table(isReal)}\n`,
+          );
       }
     }
     if (!process.argv.includes('--no-delta-pairs') && !realOnly) {
@@ -332,6 +338,7 @@ async function main(): Promise<void> {
         `## Generated image pairs\n\nMeasured ${measuredAt()}.\nMachine: ${machine}.\n\n${table((r) => !r.size.startsWith('real ') && !r.size.startsWith('δ '))}\n`,
       );
     }
+    realSection();
     for (const text of sections.values()) process.stdout.write(`\n${text}`);
     await writeResults(sections);
   } finally {
