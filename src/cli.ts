@@ -5,176 +5,156 @@ import type { Reporter } from './commands/report.js';
 import type { BuildOptions } from './commands/build.js';
 import type { HaveOptions } from './commands/have.js';
 import type { LoadOptions } from './commands/load.js';
+import type { CompletionCommand } from './commands/completion.js';
 import { configureProgress } from './util/progress.js';
-import { DdiffError, errorMessage, ExitCode, UsageError } from './errors.js';
+import { DdiffError, ExitCode, UsageError } from './errors.js';
+import { describeSystemError, reportError, wantsJson } from './error-line.js';
+import { bundleArgument, expandGlobs } from './commands/arguments.js';
 import { isInterrupted } from './util/cleanup.js';
 
 const engineOption = () =>
   new Option('--engine <name>', 'container engine for image references (env DDIFF_ENGINE)').choices(['docker', 'podman']);
 
+/** `-q`, `--json` and `--engine`, which every command takes (some have no use for one: then it changes nothing). */
+function withCommonOptions(command: Command): Command {
+  return command
+    .option('-q, --quiet', 'no progress output and no summary line')
+    .option('--json', 'print JSON (on stdout; errors as JSON on stderr)')
+    .addOption(engineOption());
+}
+
 function out(text: string): void {
   if (text) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
+/** The last usage error commander reported, as one line naming the command's help. */
+let usageLine: string | undefined;
+
 function buildProgram(): Command {
   const program = new Command('ddiff')
     .description('Ship only the image layers an offline host lacks, and rebuild the image there.')
-    .version('0.1.0', '-v, --version')
-    .showHelpAfterError('(run ddiff --help for usage)')
+    .option('-v, --version', "print ddiff's, Node's and the engines' versions")
     .option('-q, --quiet', 'no progress output')
-    .hook('preAction', (command, action) => configureProgress({ quiet: Boolean(command.opts().quiet || action.opts().quiet) }))
+    .hook('preAction', (command, action) => {
+      reporter.quiet = Boolean(command.opts().quiet || action.opts().quiet);
+      configureProgress({ quiet: reporter.quiet });
+    })
     .enablePositionalOptions()
     .exitOverride();
 
-  program
-    .command('list')
+  withCommonOptions(program.command('list'))
     .description('list the images, platforms and layers of archives, directories or local images')
-    .argument('<input...>', 'archive file, layout directory, - (stdin), or image reference')
-    .option('--json', 'print JSON (full sha256: digests)')
-    .addOption(engineOption())
+    .argument('<input...>', 'archive file, layout directory, - (stdin), transport:path, or image reference')
     .action(async (inputs: string[], options: { json?: boolean; engine?: string }) => {
       const { list } = await import('./commands/list.js');
       await list(inputs, options, out);
     });
 
-  program
-    .command('diff')
+  withCommonOptions(program.command('diff'))
     .description("write a bundle of the target images' layers that the base lacks")
     .usage('[options] BASE TARGET...  |  --have FILE TARGET...')
     .argument('<inputs...>', 'the base, then the target(s): image references, archive files (globs allowed) or layout directories')
     .option('--have <file>', "the base host's have-list (from ddiff have --json) instead of a base image")
     .option('-o, --output <file>', 'bundle file (- for stdout; default <name>_<tag>.ddiff)')
-    .option('-q, --quiet', 'no progress output')
     .option('--compress <method>', 'how layers that arrive uncompressed are stored: zstd, gzip or none', 'zstd')
     .option('--level <n>', 'compression level (zstd 1-19, default 3; gzip 1-9, default 6)')
     .option('--platform <os/arch[/variant]>', 'platform to take from multi-platform targets (default: this host)')
     .option('--no-delta', 'store every new layer whole (default: a layer of a rebuilt base may be a file-level delta)')
-    .option('--json', 'print a JSON summary')
-    .addOption(engineOption())
+    .option('--allow-empty', 'write the bundle even when a target adds no layer to the base')
     .action(async (inputs: string[], options: DiffOptions) => {
       const { diff } = await import('./commands/diff.js');
-      await diff(await expandGlobs(inputs), options, reporter);
+      await diff(await expandGlobs(inputs, options.have === undefined), options, reporter);
     });
 
-  program
-    .command('load')
+  withCommonOptions(program.command('load'))
     .description('verify a bundle, rebuild the full image from the base, and load it (or write it with -o)')
-    .argument('<bundle>', 'bundle file written by ddiff diff')
-    .option('-q, --quiet', 'no progress output')
+    .argument('[bundle]', 'bundle file written by ddiff diff (- for stdin)')
+    .option('-i, --input <bundle>', 'the bundle (as docker load -i)')
     .option('--base <ref|archive>', 'where the base layers are (default: the recorded base, else any local image holding them)')
     .option('-o, --output <file>', 'write the rebuilt image archive here instead of loading it (- for stdout)')
     .option('--image <tag|id>', 'load only this image of the bundle')
     .option('--no-fast-path', "always send the complete image (skip Docker's classic-store shortcut)")
-    .option('--json', 'print a JSON summary')
-    .addOption(engineOption())
-    .action(async (bundle: string, options: LoadOptions) => {
+    .action(async (bundle: string | undefined, options: LoadOptions & { input?: string }) => {
       const { load } = await import('./commands/load.js');
-      await load(bundle, options, reporter);
+      await load(bundleArgument(bundle, options.input), options, reporter);
     });
 
-  program
-    .command('inspect')
+  withCommonOptions(program.command('inspect'))
     .description('show what a bundle holds and needs, and its size against the full images')
     .argument('<bundle>')
-    .option('--json', 'print JSON')
     .action(async (bundle: string, options: { json?: boolean }) =>
       (await import('./commands/inspect.js')).inspect(bundle, options, reporter),
     );
 
-  program
-    .command('verify')
+  withCommonOptions(program.command('verify'))
     .description('check every blob of a bundle and, with --base, that the base holds what is needed; loads nothing')
     .argument('<bundle>')
     .option('--base <ref|archive>', 'base to check')
-    .option('--json', 'print JSON')
-    .addOption(engineOption())
     .action(async (bundle: string, options: LoadOptions) => (await import('./commands/verify.js')).verify(bundle, options, reporter));
 
-  program
-    .command('have')
+  withCommonOptions(program.command('have'))
     .description('list the diffIDs this host has (all local images, or the given archives) for diff --have')
     .argument('[inputs...]', 'archives or image references (default: every local image)')
-    .option('--json', 'print the have-list as JSON (the default when stdout is not a terminal)')
-    .addOption(engineOption())
     .action(async (inputs: string[], options: HaveOptions) => (await import('./commands/have.js')).have(inputs, options, reporter));
 
-  program
-    .command('build')
+  withCommonOptions(program.command('build'))
     .description('run docker/podman build with these arguments untouched; with --diff, bundle the result against its FROM')
     .usage('[--diff] [-o FILE] [--engine E] -- <docker build args...>')
     .option('--diff', "write the bundle of the built image against the final stage's base")
     .option('-o, --output <file>', 'bundle file (with --diff)')
-    .option('--json', 'print a JSON summary (with --diff)')
-    .addOption(engineOption())
+    .option('--allow-empty', 'write the bundle even when the built image adds no layer (with --diff)')
     .argument('<build-args...>')
     .passThroughOptions()
     .allowUnknownOption()
     .action(async (args: string[], options: BuildOptions) => (await import('./commands/build.js')).build(args, options, reporter));
 
+  withCommonOptions(program.command('version'))
+    .description("print ddiff's, Node's and the container engines' versions")
+    .action(async (options: { json?: boolean }) => (await import('./commands/version.js')).version(options, reporter));
+
+  withCommonOptions(program.command('completion'))
+    .description('print a shell completion script: source <(ddiff completion bash)')
+    .argument('<shell>', 'bash, zsh or fish')
+    .action(async (shell: string) => (await import('./commands/completion.js')).completion(shell, completionCommands(program), reporter));
+
+  for (const command of [program, ...program.commands]) {
+    command.configureOutput({
+      outputError: (text) => {
+        const where = command === program ? 'ddiff --help' : `ddiff ${command.name()} --help`;
+        usageLine = `${text.trim().replace(/^error: /, '')} (see ${where})`;
+      },
+    });
+  }
   return program;
 }
 
-/** Expands glob patterns among inputs (quoted by the user so the shell left them). */
-async function expandGlobs(inputs: string[]): Promise<string[]> {
-  const { default: fg } = await import('fast-glob');
-  const out: string[] = [];
-  for (const input of inputs) {
-    if (!fg.isDynamicPattern(input)) {
-      out.push(input);
-      continue;
-    }
-    const matches = (await fg(input, { onlyFiles: false })).sort();
-    if (matches.length === 0) throw new UsageError(`no file matches '${input}'`);
-    out.push(...matches);
-  }
-  return out;
+function completionCommands(program: Command): CompletionCommand[] {
+  return program.commands.map((c) => ({
+    name: c.name(),
+    description: c.description(),
+    flags: c.options.flatMap((o) => [o.short, o.long].filter((f): f is string => f !== undefined)),
+  }));
 }
 
 const reporter: Reporter = { out, warn: (text) => process.stderr.write(`${text}\n`) };
 
-const SYSTEM_ERRORS: Record<string, string> = {
-  ENOSPC: 'no space left on device',
-  EDQUOT: 'disk quota exceeded',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  ENOENT: 'no such file or directory',
-  EISDIR: 'is a directory',
-  ENOTDIR: 'not a directory',
-  EROFS: 'read-only file system',
-  EPIPE: 'the reader closed the pipe',
-};
-
-/** Node's system errors (ENOSPC, EACCES …) as one line naming the path. */
-function describeSystemError(error: unknown): unknown {
-  if (error instanceof DdiffError || !(error instanceof Error)) return error;
-  const { code, path } = error as NodeJS.ErrnoException;
-  const text = code ? SYSTEM_ERRORS[code] : undefined;
-  if (!text) return error;
-  return new DdiffError(path ? `${path}: ${text}` : `${text} (${error.message})`);
-}
-
-/**
- * A message as one printable line: control characters (which a hostile archive can put in entry
- * names, tags or JSON it quotes) are shown escaped, so they can neither drive the terminal nor
- * end the line early.
- */
-function printable(message: string): string {
-  const text = message.replace(/\n+$/, '');
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => (c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
-}
-
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  // `ddiff --version` is `ddiff version`: the engines' versions matter as much as ddiff's.
+  const args = argv[2] === '--version' || argv[2] === '-v' ? [...argv.slice(0, 2), 'version', ...argv.slice(3)] : argv;
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(args);
     return 0;
   } catch (thrown) {
-    if (thrown instanceof CommanderError) return thrown.exitCode === 0 ? 0 : ExitCode.usage;
+    if (thrown instanceof CommanderError) {
+      if (thrown.exitCode === 0) return 0;
+      if (usageLine !== undefined) reportError(new UsageError(usageLine), wantsJson(args));
+      return ExitCode.usage;
+    }
     // An interrupt makes the work fail (its streams are cut): the "interrupted" line says why.
     if (isInterrupted()) return new Promise<number>(() => undefined);
     const error = describeSystemError(thrown);
-    const prefix = process.env.NO_COLOR || !process.stderr.isTTY ? 'ddiff: error: ' : '\u001b[31mddiff: error:\u001b[0m ';
-    process.stderr.write(`${prefix}${printable(errorMessage(error))}\n`);
+    reportError(error, wantsJson(args));
     if (process.env.DDIFF_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
     return error instanceof DdiffError ? error.exitCode : ExitCode.failure;
   }

@@ -61,8 +61,18 @@ export class EngineError extends DdiffError {
   }
 }
 
+/** The engine's CLI is installed but its daemon does not answer: never a silent fall-back to another engine. */
+export class EngineUnreachableError extends EngineError {
+  constructor(engine: string, address: string, detail: string) {
+    super(`${engine} daemon not reachable at ${address}${detail ? ` (${detail})` : ''}`);
+  }
+}
+
 /** Layers needed to rebuild an image are not available from the base. */
 export class MissingLayersError extends DdiffError {}
+
+/** The command would succeed but surely not do what was meant (swapped arguments, binary to a terminal). */
+export class RefusedError extends DdiffError {}
 
 // Problems found below the level that knows the user's file name; wrapped into ArchiveError
 // (or reported as they are, exit 1) by the caller.
@@ -83,4 +93,16 @@ export class DockerfileError extends Error {}
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/** A stable, machine-readable name for an error (the `code` of `--json` errors). */
+export function errorCode(error: unknown): string {
+  if (error instanceof UsageError) return 'usage';
+  if (error instanceof EngineUnreachableError) return 'engine-unreachable';
+  if (error instanceof EngineError) return 'engine';
+  if (error instanceof MissingLayersError) return 'missing-layers';
+  if (error instanceof DigestMismatchError) return 'corrupt';
+  if (error instanceof RefusedError) return 'refused';
+  if (error instanceof ArchiveError) return 'bad-input';
+  return 'failure';
 }

@@ -193,7 +193,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     } catch (error) {
       writer.destroy();
       await target?.abort();
-      throw error;
+      throw target ? target.named(error) : error;
     }
     return { metadata, size: counter.size };
   } finally {

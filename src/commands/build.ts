@@ -13,6 +13,7 @@ export interface BuildOptions extends EngineChoice {
   diff?: boolean;
   output?: string;
   json?: boolean;
+  allowEmpty?: boolean;
 }
 
 /** Options of `docker build` that take a value as the next argument. */
@@ -121,6 +122,7 @@ export async function build(args: string[], options: BuildOptions, report: Repor
     const diffOptions: DiffOptions = { engine: engine.name };
     if (options.output) diffOptions.output = options.output;
     if (options.json) diffOptions.json = true;
+    if (options.allowEmpty) diffOptions.allowEmpty = true;
     await diffAgainst(base === '' ? undefined : base, [target], diffOptions, report);
   } finally {
     await scratchDir.dispose();

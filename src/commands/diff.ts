@@ -3,7 +3,7 @@ import type { Catalog } from '../archive/catalog.js';
 import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
 import { DEFAULT_LEVELS, writeBundle, type LayerCompression } from '../bundle/write.js';
-import { Engine, type EngineChoice } from '../engine/engine.js';
+import type { EngineChoice } from '../engine/engine.js';
 import { errorMessage, UsageError } from '../errors.js';
 import { parsePlatform, type Image } from '../image/image.js';
 import { selectImages } from '../image/platform.js';
@@ -15,7 +15,9 @@ import type { DeltaSources } from '../bundle/delta-stage.js';
 import { pipeline } from 'node:stream';
 import { type Layer, openUncompressed, verifyingUncompressed } from '../image/layer.js';
 import type { Reporter } from './report.js';
-import { isArchivePath, resolveInput } from './inputs.js';
+import { summaryChannel, summaryLine } from './output.js';
+import { refuseEmpty, refuseTerminal } from './refusals.js';
+import { classifyInput, engineFor, imagesNamed, resolveInput } from './inputs.js';
 
 export interface DiffOptions extends EngineChoice {
   have?: string;
@@ -26,6 +28,8 @@ export interface DiffOptions extends EngineChoice {
   level?: string;
   compress?: string;
   platform?: string;
+  /** Write the bundle even when a target adds no layer to the base. */
+  allowEmpty?: boolean;
 }
 
 const LEVEL_RANGES = { gzip: [1, 9], zstd: [1, 19], none: [0, 0] } as const;
@@ -62,7 +66,7 @@ type DescribedBase = BaseInfo & { layers?: (spoolDir: string) => Promise<Layer[]
 async function describeBase(input: string, options: DiffOptions): Promise<DescribedBase> {
   const resolved = await resolveInput(input, { ...options, verify: false });
   if (resolved.kind === 'engine') {
-    const { engine, image } = resolved;
+    const { engine, image, ref } = resolved;
     return {
       reference: input,
       ids: [image.id],
@@ -70,8 +74,8 @@ async function describeBase(input: string, options: DiffOptions): Promise<Descri
       diffIds: new Set(image.diffIds),
       layers: async (spoolDir) => {
         const file = `${spoolDir}/base-${Date.now()}.tar`;
-        await engine.save([input], file);
-        const catalog = await openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${input}`);
+        await engine.save([ref], file);
+        const catalog = await openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${ref}`);
         return (await readImages(catalog)).images.flatMap((i) => i.layers);
       },
     };
@@ -116,13 +120,17 @@ async function deltaSources(
 }
 
 /** Opens a target so its layer bytes can be read: archives as they are, references via `save`. */
-async function openTarget(input: string, spoolDir: string, options: DiffOptions): Promise<Catalog> {
-  if (await isArchivePath(input)) return openSeekableArchive(input, spoolDir);
-  const engine = Engine.choose(options);
-  await engine.inspect(input); // a clear error for a missing image before a slow save
+async function openTarget(input: string, spoolDir: string, options: DiffOptions): Promise<{ catalog: Catalog; image?: string }> {
+  const spec = await classifyInput(input);
+  if (spec.kind === 'archive') {
+    const catalog = await openSeekableArchive(spec.path, spoolDir);
+    return spec.image === undefined ? { catalog } : { catalog, image: spec.image };
+  }
+  const engine = engineFor(spec, options);
+  await engine.inspect(spec.ref); // a clear error for a missing image before a slow save
   const file = `${spoolDir}/target-${Date.now()}.tar`;
-  await engine.save([input], file);
-  return openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${input}`);
+  await engine.save([spec.ref], file);
+  return { catalog: await openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${spec.ref}`) };
 }
 
 /** `ddiff diff BASE TARGET…` / `ddiff diff --have FILE TARGET…`. */
@@ -143,6 +151,7 @@ export async function diffAgainst(
   options: DiffOptions,
   report: Reporter,
 ): Promise<void> {
+  refuseTerminal(options.output, 'the bundle');
   const compression = layerCompression(options);
   const wanted = options.platform ? parsePlatform(options.platform) : undefined;
   const baseInfo: DescribedBase = base === undefined ? SCRATCH_BASE : typeof base === 'string' ? await describeBase(base, options) : base;
@@ -151,10 +160,11 @@ export async function diffAgainst(
   try {
     const chosen: { image: Image; catalog: Catalog }[] = [];
     for (const target of targets) {
-      const catalog = await openTarget(target, spool.path, options);
+      const before = chosen.length;
+      const { catalog, image: named } = await openTarget(target, spool.path, options);
       const { images } = await readImages(catalog);
       if (images.length === 0) throw catalog.fail('holds no images');
-      for (const image of selectImages(images, catalog.source, wanted)) {
+      for (const image of selectImages(imagesNamed(images, named, catalog.source), catalog.source, wanted)) {
         chosen.push({ image, catalog });
         if (base !== undefined && !image.layers.some((l) => baseInfo.diffIds.has(l.diffId))) {
           report.warn(
@@ -162,6 +172,7 @@ export async function diffAgainst(
           );
         }
       }
+      if (!options.allowEmpty) refuseEmpty(target, baseName, chosen.slice(before), baseInfo.diffIds);
     }
     const output = options.output ?? defaultBundleName(chosen[0]!.image);
     const deltas =
@@ -183,9 +194,15 @@ export async function diffAgainst(
     const layerCount = result.metadata.images.reduce((n, i) => n + i.layers.length, 0);
     const included = result.metadata.images.reduce((n, i) => n + i.layers.filter((l) => l.blob).length, 0);
     if (options.json) {
-      report.out(JSON.stringify({ bundle: output, size: result.size, layers: layerCount, included, metadata: result.metadata }, null, 2));
+      summaryChannel(
+        output,
+        report,
+      )(JSON.stringify({ bundle: output, size: result.size, layers: layerCount, included, metadata: result.metadata }, null, 2));
     } else if (output !== '-') {
-      report.out(
+      summaryLine(
+        output,
+        report,
+      )(
         `Wrote ${output} (${humanSize(result.size)}): ${included} of ${layerCount} layers; the base provides ${result.metadata.base.needed.length}`,
       );
     }

@@ -2,35 +2,102 @@ import { stat } from 'node:fs/promises';
 import type { Catalog } from '../archive/catalog.js';
 import { openArchive } from '../archive/open.js';
 import { readImages, verifyLayers, type ArchiveContents } from '../archive/read.js';
-import { Engine, type EngineChoice, type EngineImage } from '../engine/engine.js';
+import { Engine, type EngineChoice, type EngineImage, type EngineName } from '../engine/engine.js';
+import { ArchiveError, UsageError } from '../errors.js';
+import type { Image } from '../image/image.js';
 
 export interface InputOptions extends EngineChoice {}
 
+/**
+ * What an INPUT argument names: an archive file or layout directory (optionally one image in
+ * it, skopeo's `PATH:REF`), or a local image of an engine (`docker-daemon:`/`containers-storage:`
+ * pin the engine).
+ */
+type InputSpec = { kind: 'archive'; path: string; image?: string } | { kind: 'engine'; ref: string; engine?: EngineName };
+
 type ResolvedInput =
   | { kind: 'archive'; source: string; catalog: Catalog; contents: ArchiveContents; images: ArchiveContents['images'] }
-  | { kind: 'engine'; source: string; engine: Engine; image: EngineImage; images: [] };
+  | { kind: 'engine'; source: string; engine: Engine; ref: string; image: EngineImage; images: [] };
 
-/** True when `input` names an archive file or directory (or `-`), false for an image reference. */
-export async function isArchivePath(input: string): Promise<boolean> {
-  if (input === '-') return true;
-  try {
-    await stat(input);
-    return true;
-  } catch {
-    // Not on disk: a path-like or archive-named argument is a missing file, the rest image references.
-    return /^\.{0,2}\//.test(input) || /\.(tar|tar\.gz|tgz|tar\.zst|tar\.xz|tar\.bz2|ddiff)$/.test(input);
+/** skopeo's transports that ddiff reads; the others name registries or formats it does not. */
+const ARCHIVE_TRANSPORTS = new Set(['docker-archive', 'oci-archive', 'oci']);
+const UNSUPPORTED_TRANSPORTS = new Set(['docker', 'ostree', 'sif', 'tarball', 'atomic']);
+
+function splitRef(rest: string): { path: string; image?: string } {
+  const colon = rest.indexOf(':');
+  if (colon < 0) return { path: rest };
+  const image = rest.slice(colon + 1);
+  return image ? { path: rest.slice(0, colon), image } : { path: rest.slice(0, colon) };
+}
+
+/** Reads a transport prefix (`docker-archive:x.tar:app:1`, `oci:dir`, `docker-daemon:app:1` …); undefined for a bare argument. */
+function parseTransport(input: string): InputSpec | undefined {
+  const match = /^([a-z][a-z-]*):(.*)$/s.exec(input);
+  if (!match) return undefined;
+  const [, transport, rest] = match as unknown as [string, string, string];
+  if (ARCHIVE_TRANSPORTS.has(transport)) {
+    const spec = splitRef(rest);
+    if (!spec.path) throw new UsageError(`${input}: ${transport}: needs a path`);
+    return { kind: 'archive', ...spec };
   }
+  if (transport === 'dir') return { kind: 'archive', path: rest };
+  if (transport === 'docker-daemon') return { kind: 'engine', ref: rest, engine: 'docker' };
+  // containers-storage:[driver@root+run]REF
+  if (transport === 'containers-storage') return { kind: 'engine', ref: rest.replace(/^\[[^\]]*\]/, ''), engine: 'podman' };
+  if (UNSUPPORTED_TRANSPORTS.has(transport)) {
+    throw new UsageError(
+      `${input}: the ${transport}: transport is not read by ddiff (it takes docker-archive:, oci-archive:, oci:, dir:, docker-daemon: and containers-storage:); copy the image to an archive first, e.g. skopeo copy ${input} docker-archive:image.tar`,
+    );
+  }
+  return undefined;
+}
+
+/** What `input` names: a file or directory on disk first, then a transport prefix, then a guess from its shape. */
+export async function classifyInput(input: string): Promise<InputSpec> {
+  if (input === '-') return { kind: 'archive', path: input };
+  const onDisk = await stat(input).then(
+    () => true,
+    () => false,
+  );
+  if (onDisk) return { kind: 'archive', path: input };
+  const transport = parseTransport(input);
+  if (transport) return transport;
+  // Not on disk: a path-like or archive-named argument is a missing file, the rest image references.
+  const looksLikeFile = /^\.{0,2}\//.test(input) || /\.(tar|tar\.gz|tgz|tar\.zst|tar\.xz|tar\.bz2|ddiff)$/.test(input);
+  return looksLikeFile ? { kind: 'archive', path: input } : { kind: 'engine', ref: input };
+}
+
+/** The engine an input's transport pins, else the one the options choose. */
+export function engineFor(spec: InputSpec & { kind: 'engine' }, options: EngineChoice, noEngineHint?: string): Engine {
+  return Engine.choose({ ...options, ...(spec.engine ? { engine: spec.engine } : {}) }, noEngineHint);
+}
+
+function tagMatches(tag: string, wanted: string): boolean {
+  const withTag = /:[^/]*$/.test(wanted) ? wanted : `${wanted}:latest`;
+  const short = (name: string) => name.replace(/^(docker\.io\/)?(library\/)?/, '').replace(/^localhost\//, '');
+  return tag === wanted || tag === withTag || short(tag) === short(withTag);
+}
+
+/** The images of an archive that `PATH:REF` names (all of them without a REF); none is an error listing the tags present. */
+export function imagesNamed(images: Image[], wanted: string | undefined, source: string): Image[] {
+  if (wanted === undefined) return images;
+  const hit = images.filter((i) => i.tags.some((t) => tagMatches(t, wanted)) || i.id === wanted);
+  if (hit.length > 0) return hit;
+  const present = images.flatMap((i) => i.tags);
+  throw new ArchiveError(source, `no image '${wanted}' in it (it has ${present.length ? present.join(', ') : 'untagged images only'})`);
 }
 
 /** Opens an archive (reading its metadata, and verifying its layers when asked) or inspects a reference. */
 export async function resolveInput(input: string, options: InputOptions & { verify: boolean }): Promise<ResolvedInput> {
-  if (await isArchivePath(input)) {
-    const catalog = await openArchive(input);
+  const spec = await classifyInput(input);
+  if (spec.kind === 'archive') {
+    const catalog = await openArchive(spec.path);
     const contents = await readImages(catalog);
-    if (options.verify) await verifyLayers(catalog, contents.images);
-    return { kind: 'archive', source: catalog.source, catalog, contents, images: contents.images };
+    const images = imagesNamed(contents.images, spec.image, catalog.source);
+    if (options.verify) await verifyLayers(catalog, images);
+    return { kind: 'archive', source: catalog.source, catalog, contents, images };
   }
-  const engine = Engine.choose(options);
-  const image = await engine.inspect(input);
-  return { kind: 'engine', source: `${engine.name}:${input}`, engine, image, images: [] };
+  const engine = engineFor(spec, options);
+  const image = await engine.inspect(spec.ref);
+  return { kind: 'engine', source: `${engine.name}:${spec.ref}`, engine, ref: spec.ref, image, images: [] };
 }

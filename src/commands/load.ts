@@ -10,6 +10,8 @@ import { loadIntoEngine, writeToFile, writeToStream } from '../load/sinks.js';
 import { isInterrupted, tempDir } from '../util/cleanup.js';
 import type { Digest } from '../util/digest.js';
 import type { Reporter } from './report.js';
+import { summaryChannel, summaryLine } from './output.js';
+import { refuseTerminal } from './refusals.js';
 
 export interface LoadOptions extends EngineChoice {
   base?: string;
@@ -42,6 +44,7 @@ export function neededFromBase(bundle: Bundle, images: BundleImage[]): Digest[] 
 
 /** `ddiff load BUNDLE`: verify, find the base, rebuild the image and load it (or write it). */
 export async function load(bundlePath: string, options: LoadOptions, report: Reporter): Promise<void> {
+  refuseTerminal(options.output, 'the image archive');
   await withBundle(bundlePath, (bundle) => loadBundle(bundle, options, report));
 }
 
@@ -53,7 +56,7 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
   const needed = neededFromBase(bundle, images);
   const toEngine = options.output === undefined;
   let engine: Engine | undefined;
-  const getEngine = () => (engine ??= Engine.choose(options));
+  const getEngine = () => (engine ??= Engine.choose(options, 'to write the image to a file instead: ddiff load BUNDLE -o FILE'));
   const spool = await tempDir('ddiff-load-');
   try {
     const preferEngine = toEngine && options.fastPath !== false;
@@ -71,25 +74,27 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
     }
     const rebuilt = await rebuildDeltaLayers(bundle, images, base, spool.path);
     const job = planArchive(bundle, images, base, needed, omit, rebuilt);
+    const target = toEngine ? getEngine() : undefined;
     const summary = {
       images: images.map((i) => ({ id: i.id, tags: i.tags })),
       base: base.kind === 'none' ? null : base.name,
       mode: omit ? 'fast-path' : 'full',
-      output: options.output ?? `${getEngine().name} load`,
+      output: options.output ?? `${target!.name} load`,
+      engine: target?.name ?? null,
     };
     if (options.output === '-') {
       await writeToStream(process.stdout, job);
-      return;
-    }
-    if (options.output !== undefined) {
+    } else if (options.output !== undefined) {
       await writeToFile(options.output, job);
     } else {
-      const printed = await loadIntoEngine(getEngine(), job, images);
+      const printed = await loadIntoEngine(target!, job, images);
       if (isInterrupted()) return; // the load was undone; "interrupted" is all there is to say
       if (!options.json && printed.trim()) report.out(printed.trim());
     }
-    if (options.json) report.out(JSON.stringify(summary, null, 2));
-    else if (options.output !== undefined) report.out(`Wrote ${options.output} (${summary.mode}; ${images.length} image(s))`);
+    const say = summaryLine(options.output, report);
+    if (options.json) summaryChannel(options.output, report)(JSON.stringify(summary, null, 2));
+    else if (target) say(`Loaded ${images.length} image(s) into ${target.name} (${summary.mode})`);
+    else if (options.output !== '-') say(`Wrote ${options.output} (${summary.mode}; ${images.length} image(s))`);
   } finally {
     await spool.dispose();
   }

@@ -2,4 +2,6 @@
 export interface Reporter {
   out: (text: string) => void;
   warn: (text: string) => void;
+  /** -q: no summary line ("Wrote …", "Loaded …"); results asked for (JSON, tables) still print. */
+  quiet?: boolean;
 }

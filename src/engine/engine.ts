@@ -1,12 +1,14 @@
-import { spawnSync } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { EngineError, UsageError } from '../errors.js';
+import { EngineError, EngineUnreachableError } from '../errors.js';
+import { chooseEngine, unreachable } from './reachability.js';
 import { type Child, startChild } from './child.js';
 import type { Platform } from '../image/image.js';
 import { isDigest, type Digest } from '../util/digest.js';
 import { isRecord } from '../util/json.js';
 
-export type EngineName = 'docker' | 'podman';
+import type { EngineName } from './reachability.js';
+
+export type { EngineName };
 
 export interface EngineChoice {
   engine?: string;
@@ -18,18 +20,6 @@ export interface EngineImage {
   tags: string[];
   platform: Platform;
   diffIds: Digest[];
-}
-
-function isEngineName(value: string | undefined): value is EngineName {
-  return value === 'docker' || value === 'podman';
-}
-
-function answers(command: string, args: string[]): boolean {
-  try {
-    return spawnSync(command, args, { stdio: 'ignore', timeout: 20_000 }).status === 0;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -62,20 +52,9 @@ export class Engine {
     this.name = name;
   }
 
-  /**
-   * The engine to use: `--engine`, else `DDIFF_ENGINE`, else Podman when `DDIFF_FORCE_PODMAN=1`
-   * (as the original tool had), else Docker when its daemon answers, else Podman.
-   */
-  static choose(choice: EngineChoice = {}): Engine {
-    const requested = choice.engine ?? process.env.DDIFF_ENGINE;
-    if (requested !== undefined && requested !== '') {
-      if (!isEngineName(requested)) throw new UsageError(`unknown engine '${requested}' (expected docker or podman)`);
-      return new Engine(requested);
-    }
-    if (process.env.DDIFF_FORCE_PODMAN === '1') return new Engine('podman');
-    if (answers('docker', ['version', '--format', '{{.Server.Version}}'])) return new Engine('docker');
-    if (answers('podman', ['version'])) return new Engine('podman');
-    throw new EngineError('no container engine answers (tried docker, then podman); pass image archives instead');
+  /** The engine to use (see chooseEngine): `--engine`, `DDIFF_ENGINE`, `DDIFF_FORCE_PODMAN`, else the one installed. */
+  static choose(choice: EngineChoice = {}, noEngineHint?: string): Engine {
+    return new Engine(chooseEngine(choice.engine, noEngineHint));
   }
 
   /**
@@ -92,6 +71,8 @@ export class Engine {
         if (code === 0) return;
         const how = signal ? `killed by ${signal}` : `exit ${code}`;
         const said = engineMessage(child.stderrText());
+        const down = unreachable(this.name, child.stderrText());
+        if (down) throw down;
         throw new EngineError(`${commandName(this.name, args)} failed: ${said ? (signal ? `${said} (${how})` : said) : how}`);
       }),
     ]);
@@ -114,6 +95,7 @@ export class Engine {
     try {
       images = await this.inspectAll([ref]);
     } catch (error) {
+      if (error instanceof EngineUnreachableError) throw error;
       throw new EngineError(`${ref}: no such local image in ${this.name} (${(error as Error).message})`, { cause: error });
     }
     if (!images[0]) throw new EngineError(`${ref}: no such local image in ${this.name}`);

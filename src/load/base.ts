@@ -4,7 +4,7 @@ import { readImages } from '../archive/read.js';
 import type { Engine, EngineImage } from '../engine/engine.js';
 import { MissingLayersError } from '../errors.js';
 import type { Layer } from '../image/layer.js';
-import { isArchivePath } from '../commands/inputs.js';
+import { classifyInput, engineFor, imagesNamed } from '../commands/inputs.js';
 import type { Digest } from '../util/digest.js';
 
 /** Where the layers a bundle leaves out come from. */
@@ -30,11 +30,16 @@ function lacks(tried: string, missing: Digest[]): MissingLayersError {
   return new MissingLayersError(`base ${tried} lacks ${missing.length} layer(s) the bundle needs: ${missing.join(', ')}`);
 }
 
-async function archiveBase(input: string, spoolDir: string): Promise<BaseSource & { kind: 'archive' }> {
-  const catalog = await openSeekableArchive(input, spoolDir);
+async function archiveBase(
+  input: string,
+  spec: { path: string; image?: string },
+  spoolDir: string,
+): Promise<BaseSource & { kind: 'archive' }> {
+  const catalog = await openSeekableArchive(spec.path, spoolDir);
   const { images } = await readImages(catalog);
   const layers = new Map<Digest, Layer>();
-  for (const layer of images.flatMap((image) => image.layers)) if (!layers.has(layer.diffId)) layers.set(layer.diffId, layer);
+  for (const layer of imagesNamed(images, spec.image, catalog.source).flatMap((image) => image.layers))
+    if (!layers.has(layer.diffId)) layers.set(layer.diffId, layer);
   return { kind: 'archive', name: input, layers };
 }
 
@@ -85,15 +90,16 @@ export async function chooseBase(
   if (needed.length === 0) return { kind: 'none' };
   const recorded = bundle.metadata.base.reference;
   const explicit = options.base;
-  if (explicit !== undefined && (await isArchivePath(explicit))) {
-    const base = await archiveBase(explicit, spoolDir);
+  const explicitSpec = explicit === undefined ? undefined : await classifyInput(explicit);
+  if (explicit !== undefined && explicitSpec?.kind === 'archive') {
+    const base = await archiveBase(explicit, explicitSpec, spoolDir);
     const missing = missingFrom(needed, base.layers.keys());
     if (missing.length > 0) throw lacks(explicit, missing);
     return base;
   }
-  if (explicit !== undefined) {
-    const eng = engine();
-    const image = await eng.inspect(explicit);
+  if (explicit !== undefined && explicitSpec?.kind === 'engine') {
+    const eng = explicitSpec.engine ? engineFor(explicitSpec, { engine: explicitSpec.engine }) : engine();
+    const image = await eng.inspect(explicitSpec.ref);
     const missing = missingFrom(needed, image.diffIds);
     if (missing.length > 0) throw lacks(`${eng.name}:${explicit}`, missing);
     return engineSource(eng, [image]);
@@ -104,8 +110,9 @@ export async function chooseBase(
     const images = eng?.name === 'docker' ? await findEngineImages(eng, candidates, needed) : undefined;
     if (eng && images) return engineSource(eng, images);
   }
-  if (recorded !== undefined && recorded !== '-' && (await isArchivePath(recorded))) {
-    const base = await archiveBase(recorded, spoolDir).catch(() => undefined);
+  const recordedSpec = recorded === undefined || recorded === '-' ? undefined : await classifyInput(recorded).catch(() => undefined);
+  if (recorded !== undefined && recordedSpec?.kind === 'archive') {
+    const base = await archiveBase(recorded, recordedSpec, spoolDir).catch(() => undefined);
     if (base && missingFrom(needed, base.layers.keys()).length === 0) return base;
   }
   let eng: Engine;

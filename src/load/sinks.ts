@@ -118,20 +118,22 @@ function isPipeError(error: unknown): boolean {
 /** Writes the archive to a file, under a temporary name until it is complete (and its entry names final). */
 export async function writeToFile(path: string, job: ArchiveJob): Promise<void> {
   const out = atomicOutput(path);
+  const file = createWriteStream(out.tempPath);
   try {
-    const patches = await job(createWriteStream(out.tempPath), optionsFor(true));
+    const patches = await job(file, optionsFor(true));
     if (patches.length > 0) {
-      const file = await open(out.tempPath, 'r+');
+      const patching = await open(out.tempPath, 'r+');
       try {
-        for (const { offset, header } of patches) await file.write(header, 0, header.length, offset);
+        for (const { offset, header } of patches) await patching.write(header, 0, header.length, offset);
       } finally {
-        await file.close();
+        await patching.close();
       }
     }
     await out.commit();
   } catch (error) {
     await out.abort();
-    throw error;
+    // The file's own failure (ENOENT, ENOSPC), not what it did to the archive writer upstream.
+    throw out.named(file.errored ?? error);
   }
 }
 

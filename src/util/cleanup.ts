@@ -79,7 +79,13 @@ export async function tempDir(prefix = 'ddiff-'): Promise<{ path: string; dispos
  * to its final name only by `commit`: readers never see a half-written file, and two runs in
  * one directory never collide.
  */
-export function atomicOutput(finalPath: string): { tempPath: string; commit: () => Promise<void>; abort: () => Promise<void> } {
+export function atomicOutput(finalPath: string): {
+  tempPath: string;
+  commit: () => Promise<void>;
+  abort: () => Promise<void>;
+  /** The error of a failed write, naming the output the user gave rather than its temporary name. */
+  named: (error: unknown) => unknown;
+} {
   if (statSync(finalPath, { throwIfNoEntry: false })?.isDirectory()) {
     throw new DdiffError(`${finalPath}: is a directory; -o takes a file name`);
   }
@@ -98,5 +104,10 @@ export function atomicOutput(finalPath: string): { tempPath: string; commit: () 
       pending.delete(tempPath);
     },
     abort: () => release(tempPath),
+    named: (error) => {
+      const errno = error as NodeJS.ErrnoException | undefined;
+      if (errno?.code !== undefined && (errno.path === undefined || errno.path === tempPath)) errno.path = finalPath;
+      return error;
+    },
   };
 }

@@ -74,7 +74,10 @@ export function commandLine(command: Command, input: string, ctx: Context, out: 
 /** The one `ddiff: error:` line of a failed run (warnings may precede it); asserts there is exactly one. */
 export function errorLine(r: CliResult): string {
   const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
-  const errors = lines.filter((l) => !l.startsWith('warning: '));
+  // With --json (list's runs) the error is one JSON line, {"error":{"code","message"}}: read as the text line.
+  const errors = lines
+    .filter((l) => !l.startsWith('warning: '))
+    .map((l) => (l.startsWith('{"error":') ? `ddiff: error: ${(JSON.parse(l) as { error: { message: string } }).error.message}` : l));
   assert.equal(errors.length, 1, `exactly one error line on stderr, got: ${JSON.stringify(r.stderr)}`);
   assert.match(errors[0]!, /^ddiff: error: /);
   assert.doesNotMatch(errors[0]!, /[\u0000-\u001f\u007f-\u009f]/, 'no raw control characters in the error line');

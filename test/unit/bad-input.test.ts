@@ -22,7 +22,10 @@ function assertFails(r: CliResult, where: string, problem: RegExp): void {
   // The test helper may leave a trailing newline of its own after the message: ignore those.
   const lines = r.stderr.replace(/\n+$/, '').split('\n');
   assert.equal(lines.length, 1, `exactly one line on stderr, got: ${JSON.stringify(r.stderr)}`);
-  const line = lines[0]!;
+  // With --json (as these runs pass) the one line is the JSON error: {"error":{"code","message"}}.
+  const json = lines[0]!.startsWith('{') ? (JSON.parse(lines[0]!) as { error: { code: string; message: string } }) : undefined;
+  if (json) assert.notEqual(json.error.code, 'usage');
+  const line = json ? `ddiff: error: ${json.error.message}` : lines[0]!;
   assert.match(line, /^ddiff: error: /);
   assert.match(line, new RegExp(escape(where)), `the message names ${where}`);
   assert.match(line, problem);

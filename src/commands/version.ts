@@ -1,0 +1,20 @@
+import { engineVersions } from '../engine/versions.js';
+import { VERSION } from '../version.js';
+import type { Reporter } from './report.js';
+
+const VERSION_SCHEMA = 1;
+
+/** `ddiff version` / `ddiff --version`: ddiff's, Node's and each engine's version. */
+export async function version(options: { json?: boolean }, report: Reporter): Promise<void> {
+  const engines = await engineVersions();
+  if (options.json) {
+    report.out(JSON.stringify({ schemaVersion: VERSION_SCHEMA, ddiff: VERSION, node: process.version, engines }, null, 2));
+    return;
+  }
+  const lines = [`ddiff ${VERSION}`, `node ${process.version}`];
+  for (const e of engines) {
+    const parts = e.client === null ? [] : [`client ${e.client}`, ...(e.server ? [`server ${e.server}`] : [])];
+    lines.push(`${e.name} ${parts.join(', ') || '-'}${e.error ? ` (${e.error})` : ''}`);
+  }
+  report.out(lines.join('\n'));
+}

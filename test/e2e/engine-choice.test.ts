@@ -1,0 +1,80 @@
+// Issue 12's engine findings: a Docker CLI whose daemon is down is an error, never a silent
+// switch to Podman; a named engine's daemon being down is said as such, not as "no such image";
+// ddiff says which engine it loaded into; docker-daemon: and containers-storage: pin the engine.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fixturesDir, runCli } from '../helpers/cli.js';
+import { docker, podman } from './engines.js';
+import { ready } from './support.js';
+
+const base = join(fixturesDir, 'docker-base.tar');
+const app = join(fixturesDir, 'docker-app.tar');
+const appTag = 'ddiff-fixture/app:1';
+const baseTag = 'ddiff-fixture/base:1';
+const work = await mkdtemp(join(tmpdir(), 'ddiff-engine-choice-'));
+const DEAD = 'unix:///nonexistent-ddiff-e2e/docker.sock';
+const AUTO = { DDIFF_ENGINE: '', DDIFF_FORCE_PODMAN: '' };
+after(async () => {
+  await docker.cleanup();
+  await podman.cleanup();
+  await rm(work, { recursive: true, force: true });
+});
+
+const bundleOnce = (async () => {
+  const path = join(work, 'app.ddiff');
+  const r = await runCli(['diff', base, app, '-o', path]);
+  assert.equal(r.code, 0, r.stderr);
+  return path;
+})();
+
+test('Docker CLI present, daemon down: load and diff say so (exit 125) instead of using Podman', async (t) => {
+  if (!(await ready(t, [podman]))) return;
+  const bundle = await bundleOnce;
+  const loaded = await runCli(['load', bundle, '--base', base], { env: { ...AUTO, DOCKER_HOST: DEAD } });
+  assert.equal(loaded.code, 125, loaded.stderr);
+  assert.equal(loaded.stderr, `ddiff: error: docker daemon not reachable at ${DEAD} (is it running? start it, or pass --engine podman)\n`);
+  assert.equal(loaded.stdout, '', 'nothing loaded into Podman');
+  for (const engine of [[], ['--engine', 'docker']]) {
+    const diffed = await runCli(['diff', ...engine, baseTag, appTag, '-o', join(work, 'x.ddiff')], { env: { ...AUTO, DOCKER_HOST: DEAD } });
+    assert.equal(diffed.code, 125, diffed.stderr);
+    assert.match(diffed.stderr, new RegExp(`^ddiff: error: docker daemon not reachable at ${DEAD} `));
+    assert.doesNotMatch(diffed.stderr, /no such local image/);
+  }
+});
+
+test('load says which engine it loaded into, and --engine podman is kept to', async (t) => {
+  if (!(await ready(t, [docker, podman]))) return;
+  const bundle = await bundleOnce;
+  docker.track(appTag);
+  podman.track(appTag);
+  const toDocker = await runCli(['load', bundle, '--base', base], { env: AUTO });
+  assert.equal(toDocker.code, 0, toDocker.stderr);
+  assert.match(toDocker.stdout, /^Loaded 1 image\(s\) into docker \((full|fast-path)\)$/m);
+  const toPodman = await runCli(['load', '--json', bundle, '--base', base, '--engine', 'podman'], { env: AUTO });
+  assert.equal(toPodman.code, 0, toPodman.stderr);
+  assert.equal((JSON.parse(toPodman.stdout) as { engine: string }).engine, 'podman');
+  const quiet = await runCli(['load', '-q', bundle, '--base', base], { env: AUTO });
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.doesNotMatch(quiet.stdout, /Loaded 1 image/, '-q silences the summary line');
+});
+
+test('docker-daemon:REF and containers-storage:REF read from the engine they name', async (t) => {
+  if (!(await ready(t, [docker, podman]))) return;
+  docker.track(appTag);
+  podman.track(`localhost/${appTag}`);
+  await docker.load(app);
+  await podman.load(app);
+  for (const [input, env] of [
+    [`docker-daemon:${appTag}`, { DDIFF_ENGINE: 'podman' }],
+    [`containers-storage:${appTag}`, { DDIFF_ENGINE: 'docker' }],
+  ] as const) {
+    const r = await runCli(['list', '--json', input], { env });
+    assert.equal(r.code, 0, `${input}: ${r.stderr}`);
+    const [image] = JSON.parse(r.stdout) as { source: string; layers: unknown[] }[];
+    assert.equal(image!.source, `${input.startsWith('docker') ? 'docker' : 'podman'}:${appTag}`);
+    assert.equal(image!.layers.length, 3);
+  }
+});
