@@ -27,7 +27,7 @@ export const DELTA_PAIRS: Pair[] = [
 ];
 
 function imageId(archive: string): Promise<string> {
-  return ddiff(['list', '--json', archive]).then((r) => (JSON.parse(r.stdout) as { id: string }[])[0]!.id);
+  return ddiff(['list', '--json', archive]).then((r) => (JSON.parse(r.stdout) as { images: { id: string }[] }).images[0]!.id);
 }
 
 /** Runs the pairs found under `dir`; false when they are not there (make-pairs.sh not run). */

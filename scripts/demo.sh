@@ -14,7 +14,7 @@ ddiff load "$work/app.ddiff" --base fixtures/docker-base.tar -o "$work/app.tar"
 echo "+ ddiff list app.tar"
 ddiff list "$work/app.tar"
 
-id_of() { ddiff list --json "$1" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].id))'; }
+id_of() { ddiff list --json "$1" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).images[0].id))'; }
 want=$(id_of fixtures/docker-app.tar)
 got=$(id_of "$work/app.tar")
 printf '\ntarget  %s\nrebuilt %s\n' "$want" "$got"

@@ -1,5 +1,7 @@
 import pLimit from 'p-limit';
 import type { Image } from '../image/image.js';
+import type { Layer } from '../image/layer.js';
+import { startStep } from '../util/progress.js';
 import type { Catalog } from './catalog.js';
 import { isContentAddressed } from '../image/blob-names.js';
 import { readDockerArchive } from './formats/docker-archive.js';
@@ -53,30 +55,26 @@ export async function readImages(catalog: Catalog): Promise<ArchiveContents> {
  */
 export async function verifyLayers(catalog: Catalog, images: Image[], concurrency = 2): Promise<void> {
   const limit = pLimit(concurrency);
-  const checked = new Set<string>();
-  const jobs: Promise<void>[] = [];
-  for (const image of images) {
-    for (const layer of image.layers) {
-      const key = `${layer.path}\0${layer.diffId}`;
-      if (checked.has(key)) continue;
-      checked.add(key);
-      jobs.push(
-        limit(async () => {
-          const vouched = isContentAddressed(layer.path);
-          const facts = await catalog.facts(layer.path, layer.compression !== 'none' && !vouched);
-          const name = `layer '${layer.path}' (diffID ${layer.diffId})`;
-          if (facts.digest !== layer.digest) {
-            throw new DigestMismatchError(
-              catalog.source,
-              `${name} is corrupt: its bytes hash to ${facts.digest}, expected ${layer.digest}`,
-            );
-          }
-          if (facts.diffId !== undefined && facts.diffId !== layer.diffId) {
-            throw new DigestMismatchError(catalog.source, `${name} is corrupt: its uncompressed bytes hash to ${facts.diffId}`);
-          }
-        }),
-      );
+  const layers = [...new Map(images.flatMap((image) => image.layers.map((l) => [`${l.path}\0${l.diffId}`, l] as const))).values()];
+  const step = startStep(
+    'verifying',
+    layers.map((l) => l.size),
+  );
+  const check = async (layer: Layer, index: number) => {
+    const vouched = isContentAddressed(layer.path);
+    const facts = await catalog.facts(layer.path, layer.compression !== 'none' && !vouched);
+    step.done(index, layer.size);
+    const name = `layer '${layer.path}' (diffID ${layer.diffId})`;
+    if (facts.digest !== layer.digest) {
+      throw new DigestMismatchError(catalog.source, `${name} is corrupt: its bytes hash to ${facts.digest}, expected ${layer.digest}`);
     }
+    if (facts.diffId !== undefined && facts.diffId !== layer.diffId) {
+      throw new DigestMismatchError(catalog.source, `${name} is corrupt: its uncompressed bytes hash to ${facts.diffId}`);
+    }
+  };
+  try {
+    await Promise.all(layers.map((layer, index) => limit(() => check(layer, index))));
+  } finally {
+    step.finish();
   }
-  await Promise.all(jobs);
 }

@@ -6,7 +6,7 @@ import { MediaTypes, OCI_LAYER_TYPES } from '../image/media-types.js';
 import { TarWriter } from '../tar/writer.js';
 import type { Compression } from '../util/compression.js';
 import { sha256, type Digest } from '../util/digest.js';
-import { progress } from '../util/progress.js';
+import { type Step, startStep } from '../util/progress.js';
 import { MeasuringStream } from './measure.js';
 
 /** A layer copied into the archive from a stream as it passed (an engine's `save`), before any image named it. */
@@ -64,6 +64,8 @@ export class ImageArchiveWriter {
   private readonly tar: TarWriter;
   private readonly written = new Map<string, Placed>();
   private streamedCount = 0;
+  private step: Step | undefined;
+  private stepIndex = new Map<Digest, number>();
 
   constructor(
     output: Writable,
@@ -97,6 +99,21 @@ export class ImageArchiveWriter {
 
   /** Writes the images: their layers not yet written, configs, manifests; then ends the tar. */
   async finish(images: ImageToWrite[]): Promise<void> {
+    const isCopied = (l: LayerToWrite): l is Layer => !('omitted' in l) && !('streamed' in l);
+    const toCopy = [...new Map(images.flatMap((i) => i.layers.filter(isCopied).map((l) => [l.diffId, l] as const))).values()];
+    this.step = startStep(
+      'writing',
+      toCopy.map((l) => l.size),
+    );
+    this.stepIndex = new Map(toCopy.map((l, index) => [l.diffId, index]));
+    try {
+      await this.writeImages(images);
+    } finally {
+      this.step.finish();
+    }
+  }
+
+  private async writeImages(images: ImageToWrite[]): Promise<void> {
     const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
     const ociImages: { image: ImageToWrite; layers: Placed[] }[] = [];
     let complete = true;
@@ -156,7 +173,7 @@ export class ImageArchiveWriter {
     const earlier = this.written.get(placed.entry);
     if (earlier) return earlier;
     this.written.set(placed.entry, placed);
-    const label = progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size);
+    const label = (this.step ?? startStep('writing', [layer.size])).stream(this.stepIndex.get(layer.diffId) ?? 0);
     if (inflate) await this.tar.addStream(placed.entry, placed.size, openUncompressed(layer), verifyingUncompressed(layer), label);
     else await this.tar.addStream(placed.entry, placed.size, layer.open(), verifyingStored(layer), label);
     return placed;

@@ -9,7 +9,8 @@ import { ArchiveError, DigestMismatchError } from '../errors.js';
 import { blobPath } from '../image/blob-names.js';
 import { METADATA_ENTRY, parseMetadata, type BundleBlob, type BundleMetadata } from './format.js';
 import { stat } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable, type Transform } from 'node:stream';
+import { startStep } from '../util/progress.js';
 import { tempDir } from '../util/cleanup.js';
 
 export interface Bundle {
@@ -85,7 +86,15 @@ export async function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest):
 
 /** Checks every blob the metadata lists: present, right size, right sha256. */
 export async function verifyBundle(bundle: Bundle): Promise<void> {
-  for (const blob of bundle.metadata.blobs) await verifyBlob(bundle, blob);
+  const step = startStep(
+    'verifying',
+    bundle.metadata.blobs.map((b) => b.size),
+  );
+  try {
+    for (const [index, blob] of bundle.metadata.blobs.entries()) await verifyBlob(bundle, blob, step.stream(index));
+  } finally {
+    step.finish();
+  }
   for (const image of bundle.metadata.images) {
     const listed = new Set(bundle.metadata.blobs.map((b) => b.digest));
     for (const needed of [image.id, ...image.layers.flatMap((l) => (l.blob ? [l.blob] : []))]) {
@@ -94,10 +103,11 @@ export async function verifyBundle(bundle: Bundle): Promise<void> {
   }
 }
 
-async function verifyBlob(bundle: Bundle, blob: BundleBlob): Promise<void> {
+async function verifyBlob(bundle: Bundle, blob: BundleBlob, counter: Transform): Promise<void> {
   const name = blobPath(blob.digest);
   if (!bundle.catalog.has(name)) throw new ArchiveError(bundle.path, `blob ${blob.digest} is missing from the bundle`);
-  const { facts } = await measure(bundle.catalog.open(name), { wantDiffId: false, keepJsonUpTo: 0, source: bundle.path });
+  const counted = pipeline(bundle.catalog.open(name), counter, () => undefined);
+  const { facts } = await measure(counted, { wantDiffId: false, keepJsonUpTo: 0, source: bundle.path });
   if (facts.size !== blob.size || facts.digest !== blob.digest) {
     throw new DigestMismatchError(
       bundle.path,

@@ -1,24 +1,17 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
-import { PassThrough, type Duplex, type Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type { Catalog } from '../archive/catalog.js';
-import { isContentAddressed } from '../image/blob-names.js';
-import { MeasuringStream } from '../archive/measure.js';
-import { DigestMismatchError } from '../errors.js';
 import { formatPlatform, type Image } from '../image/image.js';
-import type { Layer } from '../image/layer.js';
 import { TarWriter } from '../tar/writer.js';
-import { compressor as parallelCompressor, DEFAULT_LEVELS as CODEC_LEVELS } from '../util/compress.js';
-import { InflatedSizeCounter } from '../util/compression.js';
-import { progress } from '../util/progress.js';
+import { type Step, startStep } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
-import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
+import { DigestingStream, type Digest } from '../util/digest.js';
 import { blobPath } from '../image/blob-names.js';
 import { DeltaStager, type DeltaSources } from './delta-stage.js';
+import { type LayerCompression, stageLayer } from './stage-layer.js';
 import {
   BUNDLE_FORMAT,
   BUNDLE_VERSION,
@@ -29,11 +22,6 @@ import {
   type BundleMetadata,
 } from './format.js';
 
-const LAYER_MEDIA_TYPES = {
-  none: 'application/vnd.oci.image.layer.v1.tar',
-  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-} as const;
 const CONFIG_MEDIA_TYPE = 'application/vnd.oci.image.config.v1+json';
 
 interface BundleInput {
@@ -54,75 +42,23 @@ interface BundleResult {
   size: number;
 }
 
-/**
- * Copies a target layer into the staging dir in its bundle form: compressed layers byte for
- * byte, uncompressed ones through zstd (default) or gzip. The bytes are checked against the
- * layer's digest (or diffID) as they pass. Every compressed blob records its uncompressed size,
- * so `load` can feed it inflated to an engine that cannot read its compression (Docker 20.10
- * and zstd): known from the input when ddiff compressed it, counted by inflating a zstd layer
- * that arrived compressed.
- */
-type StagedBlob = BundleBlob & { file: string };
-
-async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: LayerCompression): Promise<StagedBlob> {
-  const file = join(dir, `layer-${hexOf(layer.diffId)}`);
-  const compress = layer.compression === 'none';
-  const expected = compress ? layer.diffId : layer.digest;
-  const input = new DigestingStream({
-    digest: expected,
-    mismatch: (got) =>
-      new DigestMismatchError(
-        catalog.source,
-        `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`,
-      ),
-  });
-  const output = new DigestingStream();
-  // Compressed bytes that no name or descriptor vouches for (a .tar.gz in a docker-archive) are
-  // also inflated on the way, so a layer that does not match its diffID is never bundled.
-  const inflating = !compress && !isContentAddressed(layer.path) ? new MeasuringStream(catalog.source) : undefined;
-  const label = `${compress && how.method !== 'none' ? 'compressing' : 'copying'} ${layer.diffId.slice(7, 19)}`;
-  const stages: (Readable | Writable | Transform)[] = [catalog.open(layer.path), progress(label, layer.size), input];
-  if (inflating) stages.push(inflating);
-  if (compress) stages.push(compressor(how));
-  const counting =
-    !compress && layer.compression === 'zstd' && layer.uncompressedSize === undefined
-      ? new InflatedSizeCounter(layer.compression, catalog.source)
-      : undefined;
-  if (counting) stages.push(counting);
-  stages.push(output, createWriteStream(file));
-  await pipeline(stages as unknown as [Readable, ...Writable[]]);
-  const inflatedDiffId = inflating?.facts().diffId;
-  if (inflatedDiffId !== undefined && inflatedDiffId !== layer.diffId) {
-    throw new DigestMismatchError(
-      catalog.source,
-      `layer '${layer.path}' is corrupt: its uncompressed bytes hash to ${inflatedDiffId}, not its diffID ${layer.diffId}`,
-    );
-  }
-  const compression = compress ? how.method : layer.compression;
-  const mediaType =
-    compression === 'gzip' || compression === 'zstd' || compression === 'none' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;
-  const blob: StagedBlob = { digest: output.digest(), size: output.size, mediaType, file };
-  const uncompressedSize = compress ? input.size : (layer.uncompressedSize ?? counting?.size());
-  if (compression !== 'none' && uncompressedSize !== undefined) blob.uncompressedSize = uncompressedSize;
-  return blob;
-}
-
-export interface LayerCompression {
-  method: 'gzip' | 'zstd' | 'none';
-  level: number;
-}
-
-export const DEFAULT_LEVELS = { ...CODEC_LEVELS, none: 0 } as const;
-
-/** zstd (the default) and gzip in-process on every core (ParallelCompressor); no system tool. */
-function compressor(how: LayerCompression): Duplex {
-  if (how.method === 'none') return new PassThrough();
-  return parallelCompressor(how.method, how.level);
+/** The progress line of staging the layers the base lacks (each once), and each one's place in it. */
+function bundlingStep(input: BundleInput): { bundling: Step; stepIndex: Map<Digest, number> } {
+  const fresh = input.targets.flatMap(({ image }) => image.layers.filter((l) => !input.baseHas.has(l.diffId)));
+  const layers = [...new Map(fresh.map((l) => [l.diffId, l] as const)).values()];
+  return {
+    bundling: startStep(
+      'bundling',
+      layers.map((l) => l.size),
+    ),
+    stepIndex: new Map(layers.map((l, index) => [l.diffId, index])),
+  };
 }
 
 /** Writes a bundle to `output` (a path, or '-' for stdout), atomically for paths. */
 export async function writeBundle(output: string, input: BundleInput): Promise<BundleResult> {
   const staging = await tempDir('ddiff-stage-');
+  let step: Step | undefined;
   const staged = new Map<Digest, Promise<BundleBlob & { file: string }>>();
   const stager =
     input.deltas && input.deltas.layers.length > 0 ? new DeltaStager(input.deltas, staging.path, input.compression.level || 3) : undefined;
@@ -131,6 +67,8 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     const configs = new Map<Digest, Buffer>();
     const images: BundleImage[] = [];
     const needed = new Set<Digest>();
+    const { bundling, stepIndex } = bundlingStep(input);
+    step = bundling;
 
     for (const { image, catalog } of input.targets) {
       configs.set(image.id, image.configBytes);
@@ -142,7 +80,13 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
         let blob = staged.get(layer.diffId);
         if (!blob) {
           blob = limit(async () => {
-            const whole = await stageLayer(catalog, layer, staging.path, input.compression);
+            const whole = await stageLayer(
+              catalog,
+              layer,
+              staging.path,
+              input.compression,
+              bundling.stream(stepIndex.get(layer.diffId) ?? 0),
+            );
             const delta = await stager?.tryDelta(layer, whole);
             if (!delta) return whole;
             await rm(whole.file, { force: true });
@@ -199,6 +143,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
   } finally {
     // A failed layer rejects early; its siblings must stop writing before the directory goes.
     await Promise.allSettled(staged.values());
+    step?.finish();
     await stager?.close();
     await staging.dispose();
   }

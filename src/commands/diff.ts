@@ -2,7 +2,8 @@ import { basename } from 'node:path';
 import type { Catalog } from '../archive/catalog.js';
 import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
-import { DEFAULT_LEVELS, writeBundle, type LayerCompression } from '../bundle/write.js';
+import { writeBundle } from '../bundle/write.js';
+import { DEFAULT_LEVELS, type LayerCompression } from '../bundle/stage-layer.js';
 import type { EngineChoice } from '../engine/engine.js';
 import { errorMessage, UsageError } from '../errors.js';
 import { parsePlatform, type Image } from '../image/image.js';
@@ -15,6 +16,8 @@ import type { DeltaSources } from '../bundle/delta-stage.js';
 import { pipeline } from 'node:stream';
 import { type Layer, openUncompressed, verifyingUncompressed } from '../image/layer.js';
 import type { Reporter } from './report.js';
+import { summarizeMetadata } from './inspect.js';
+import { toJson } from './json.js';
 import { summaryChannel, summaryLine } from './output.js';
 import { refuseEmpty, refuseTerminal } from './refusals.js';
 import { classifyInput, engineFor, imagesNamed, resolveInput } from './inputs.js';
@@ -194,15 +197,11 @@ export async function diffAgainst(
     const layerCount = result.metadata.images.reduce((n, i) => n + i.layers.length, 0);
     const included = result.metadata.images.reduce((n, i) => n + i.layers.filter((l) => l.blob).length, 0);
     if (options.json) {
-      summaryChannel(
-        output,
-        report,
-      )(JSON.stringify({ bundle: output, size: result.size, layers: layerCount, included, metadata: result.metadata }, null, 2));
+      const summary = summarizeMetadata(result.metadata, output, result.size);
+      summaryChannel(output, report)(toJson({ ...summary, included, metadata: result.metadata }));
     } else if (output !== '-') {
-      summaryLine(
-        output,
-        report,
-      )(
+      const say = summaryLine(output, report);
+      say(
         `Wrote ${output} (${humanSize(result.size)}): ${included} of ${layerCount} layers; the base provides ${result.metadata.base.needed.length}`,
       );
     }

@@ -2,6 +2,7 @@ import { Engine, type EngineChoice } from '../engine/engine.js';
 import type { HaveList } from '../bundle/have-list.js';
 import type { Reporter } from './report.js';
 import { resolveInput } from './inputs.js';
+import { toJson } from './json.js';
 
 export interface HaveOptions extends EngineChoice {
   json?: boolean;
@@ -29,7 +30,7 @@ export async function have(inputs: string[], options: HaveOptions, report: Repor
   }
   const list: HaveList = { format: 'ddiff-have', version: 1, created: new Date().toISOString(), images };
   if (options.json || !process.stdout.isTTY) {
-    report.out(JSON.stringify(list, null, 2));
+    report.out(toJson(list));
     return;
   }
   const layers = new Set(images.flatMap((i) => i.diffIds));

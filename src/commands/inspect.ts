@@ -4,6 +4,7 @@ import type { BundleMetadata, DeltaInfo } from '../bundle/format.js';
 import { shortId, type Digest } from '../util/digest.js';
 import { humanSize, table } from '../util/format.js';
 import type { Reporter } from './report.js';
+import { type BaseJson, baseJson, toJson } from './json.js';
 
 export interface BundleSummary {
   bundle: string;
@@ -12,7 +13,7 @@ export interface BundleSummary {
   fullSize: number;
   saved: number;
   savedPercent: number;
-  base: BundleMetadata['base'];
+  base: BaseJson;
   images: {
     tags: string[];
     id: Digest;
@@ -24,8 +25,11 @@ export interface BundleSummary {
 async function summarize(path: string): Promise<BundleSummary> {
   const bundle = await openBundle(path);
   await bundle.dispose(); // only the metadata is used
-  const { metadata } = bundle;
-  const size = (await stat(path)).size;
+  return summarizeMetadata(bundle.metadata, path, (await stat(path)).size);
+}
+
+/** What a bundle of `size` bytes with this metadata holds and saves (`diff --json` prints it too). */
+export function summarizeMetadata(metadata: BundleMetadata, path: string, size: number): BundleSummary {
   const blobSize = new Map(metadata.blobs.map((b) => [b.digest, b.size]));
   const blobDelta = new Map(metadata.blobs.map((b) => [b.digest, b.delta]));
   let fullSize = 0;
@@ -56,7 +60,7 @@ async function summarize(path: string): Promise<BundleSummary> {
     fullSize,
     saved,
     savedPercent: fullSize ? Math.round((saved / fullSize) * 1000) / 10 : 0,
-    base: metadata.base,
+    base: baseJson(metadata.base),
     images,
   };
 }
@@ -72,7 +76,7 @@ function deltaText(delta: DeltaInfo, size: number): string {
 export async function inspect(path: string, options: { json?: boolean }, report: Reporter): Promise<void> {
   const summary = await summarize(path);
   if (options.json) {
-    report.out(JSON.stringify(summary, null, 2));
+    report.out(toJson(summary));
     return;
   }
   const lines = [

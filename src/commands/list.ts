@@ -3,6 +3,7 @@ import { shortId } from '../util/digest.js';
 import { humanSize, table, truncate } from '../util/format.js';
 import type { EngineImage } from '../engine/engine.js';
 import { resolveInput, type InputOptions } from './inputs.js';
+import { toJson } from './json.js';
 
 interface ListOptions extends InputOptions {
   json?: boolean;
@@ -83,6 +84,6 @@ export async function list(inputs: string[], options: ListOptions, out: (text: s
     if (resolved.kind === 'engine') listed.push(fromEngine(resolved.source, resolved.image));
     for (const image of resolved.images) listed.push(toListed(resolved.source, image));
   }
-  if (options.json) out(JSON.stringify(listed, null, 2));
+  if (options.json) out(toJson({ images: listed }));
   else out(listed.map(render).join('\n\n'));
 }

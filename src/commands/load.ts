@@ -10,6 +10,7 @@ import { loadIntoEngine, writeToFile, writeToStream } from '../load/sinks.js';
 import { isInterrupted, tempDir } from '../util/cleanup.js';
 import type { Digest } from '../util/digest.js';
 import type { Reporter } from './report.js';
+import { baseJson, toJson } from './json.js';
 import { summaryChannel, summaryLine } from './output.js';
 import { refuseTerminal } from './refusals.js';
 
@@ -77,7 +78,8 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
     const target = toEngine ? getEngine() : undefined;
     const summary = {
       images: images.map((i) => ({ id: i.id, tags: i.tags })),
-      base: base.kind === 'none' ? null : base.name,
+      base: baseJson(bundle.metadata.base),
+      baseSource: base.kind === 'none' ? null : base.name,
       mode: omit ? 'fast-path' : 'full',
       output: options.output ?? `${target!.name} load`,
       engine: target?.name ?? null,
@@ -92,7 +94,7 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
       if (!options.json && printed.trim()) report.out(printed.trim());
     }
     const say = summaryLine(options.output, report);
-    if (options.json) summaryChannel(options.output, report)(JSON.stringify(summary, null, 2));
+    if (options.json) summaryChannel(options.output, report)(toJson(summary));
     else if (target) say(`Loaded ${images.length} image(s) into ${target.name} (${summary.mode})`);
     else if (options.output !== '-') say(`Wrote ${options.output} (${summary.mode}; ${images.length} image(s))`);
   } finally {

@@ -1,7 +1,10 @@
 import { type Bundle, verifyBundle, withBundle } from '../bundle/read.js';
 import { Engine } from '../engine/engine.js';
+import { errorCode, errorMessage } from '../errors.js';
 import { chooseBase } from '../load/base.js';
 import { tempDir } from '../util/cleanup.js';
+import type { Digest } from '../util/digest.js';
+import { baseJson, toJson } from './json.js';
 import { type LoadOptions, neededFromBase } from './load.js';
 import type { Reporter } from './report.js';
 
@@ -11,29 +14,46 @@ export async function verify(path: string, options: LoadOptions, report: Reporte
 }
 
 async function verifyWith(bundle: Bundle, path: string, options: LoadOptions, report: Reporter): Promise<void> {
-  await verifyBundle(bundle);
   const needed = neededFromBase(bundle, bundle.metadata.images);
-  let baseName: string | null = null;
-  if (options.base !== undefined) {
-    const spool = await tempDir('ddiff-verify-');
-    try {
-      let engine: Engine | undefined;
-      const base = await chooseBase(
-        bundle,
-        needed,
-        { base: options.base, preferEngine: false },
-        spool.path,
-        () => (engine ??= Engine.choose(options)),
-      );
-      baseName = base.kind === 'none' ? null : base.name;
-    } finally {
-      await spool.dispose();
-    }
+  const result = {
+    bundle: path,
+    ok: true,
+    blobs: bundle.metadata.blobs.length,
+    needed: needed.length,
+    base: baseJson(bundle.metadata.base),
+  };
+  let baseSource: string | null = null;
+  try {
+    await verifyBundle(bundle);
+    baseSource = await checkBase(bundle, needed, options);
+  } catch (error) {
+    // A script asking for JSON gets the verdict as JSON too, then the error (on stderr) and exit code.
+    if (options.json)
+      report.out(toJson({ ...result, ok: false, baseSource, error: { code: errorCode(error), message: errorMessage(error) } }));
+    throw error;
   }
-  const result = { bundle: path, ok: true, blobs: bundle.metadata.blobs.length, needed: needed.length, base: baseName };
-  if (options.json) report.out(JSON.stringify(result, null, 2));
+  if (options.json) report.out(toJson({ ...result, baseSource }));
   else
     report.out(
-      `${path}: OK, ${result.blobs} blob(s) verified${baseName ? `; base ${baseName} holds the ${needed.length} needed layer(s)` : ''}`,
+      `${path}: OK, ${result.blobs} blob(s) verified${baseSource ? `; base ${baseSource} holds the ${needed.length} needed layer(s)` : ''}`,
     );
+}
+
+/** With `--base`: where the needed layers were found (it throws when they are not all there). */
+async function checkBase(bundle: Bundle, needed: Digest[], options: LoadOptions): Promise<string | null> {
+  if (options.base === undefined) return null;
+  const spool = await tempDir('ddiff-verify-');
+  try {
+    let engine: Engine | undefined;
+    const base = await chooseBase(
+      bundle,
+      needed,
+      { base: options.base, preferEngine: false },
+      spool.path,
+      () => (engine ??= Engine.choose(options)),
+    );
+    return base.kind === 'none' ? null : base.name;
+  } finally {
+    await spool.dispose();
+  }
 }

@@ -1,14 +1,13 @@
 import { engineVersions } from '../engine/versions.js';
 import { VERSION } from '../version.js';
 import type { Reporter } from './report.js';
-
-const VERSION_SCHEMA = 1;
+import { toJson } from './json.js';
 
 /** `ddiff version` / `ddiff --version`: ddiff's, Node's and each engine's version. */
 export async function version(options: { json?: boolean }, report: Reporter): Promise<void> {
   const engines = await engineVersions();
   if (options.json) {
-    report.out(JSON.stringify({ schemaVersion: VERSION_SCHEMA, ddiff: VERSION, node: process.version, engines }, null, 2));
+    report.out(toJson({ ddiff: VERSION, node: process.version, engines }));
     return;
   }
   const lines = [`ddiff ${VERSION}`, `node ${process.version}`];

@@ -132,8 +132,9 @@ export async function writeToFile(path: string, job: ArchiveJob): Promise<void> 
     await out.commit();
   } catch (error) {
     await out.abort();
-    // The file's own failure (ENOENT, ENOSPC), not what it did to the archive writer upstream.
-    throw out.named(file.errored ?? error);
+    // The file's own system error (ENOENT, ENOSPC), not what it did to the archive writer upstream.
+    const own = file.errored as NodeJS.ErrnoException | null;
+    throw out.named(own?.syscall ? own : error);
   }
 }
 

@@ -2,8 +2,9 @@ import { Transform } from 'node:stream';
 import { humanSize } from './format.js';
 
 /**
- * Per-layer progress on stderr — only when stderr is a terminal and not silenced with -q, so
- * pipes and logs stay clean. One line per stream, redrawn at most every 200 ms.
+ * Progress of the long steps (verify, list, diff's staging, the rebuild) on stderr — only when
+ * stderr is a terminal and not silenced with -q, so pipes and logs stay clean. One line per
+ * step, "verifying  layer 3/12  120 MB/400 MB  35 MB/s  ETA 8s", redrawn at most every 200 ms.
  */
 let enabled = false;
 
@@ -11,30 +12,55 @@ export function configureProgress(options: { quiet?: boolean }): void {
   enabled = !options.quiet && process.stderr.isTTY === true;
 }
 
-/** A pass-through that reports bytes, rate and ETA of `label` while data flows. */
-export function progress(label: string, total: number): Transform {
-  let done = 0;
+export interface Step {
+  /** A pass-through counting the bytes of item `index` (0-based) as they flow. */
+  stream(index: number): Transform;
+  /** Item `index` was read without a stream: its `bytes` count at once. */
+  done(index: number, bytes: number): void;
+  /** Ends the line (call once, also after a failure). */
+  finish(): void;
+}
+
+/** Starts the progress line of a step over items of the given sizes. */
+export function startStep(name: string, sizes: number[]): Step {
+  const total = sizes.reduce((n, s) => n + s, 0);
   const started = Date.now();
+  let bytes = 0;
+  let current = 0;
   let lastDraw = 0;
+  let drawn = false;
   const draw = (final: boolean) => {
-    const seconds = Math.max((Date.now() - started) / 1000, 0.001);
-    const rate = done / seconds;
-    const eta = rate > 0 && total > done ? Math.ceil((total - done) / rate) : 0;
-    const line = `${label}  ${humanSize(done)}/${humanSize(total)}  ${humanSize(rate)}/s${final ? '' : `  ETA ${eta}s`}`;
+    if (!enabled || sizes.length === 0) return;
+    const now = Date.now();
+    if (!final && now - lastDraw < 200) return;
+    lastDraw = now;
+    drawn = true;
+    const rate = bytes / Math.max((now - started) / 1000, 0.001);
+    const eta = rate > 0 && total > bytes ? `  ETA ${Math.ceil((total - bytes) / rate)}s` : '';
+    const line = `${name}  layer ${Math.min(current, sizes.length)}/${sizes.length}  ${humanSize(bytes)}/${humanSize(total)}  ${humanSize(rate)}/s${final ? '' : eta}`;
     process.stderr.write(`\r\u001b[2K${line}${final ? '\n' : ''}`);
   };
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      done += chunk.length;
-      if (enabled && Date.now() - lastDraw > 200) {
-        lastDraw = Date.now();
-        draw(false);
-      }
-      callback(null, chunk);
+  const begin = (index: number) => {
+    current = Math.max(current, index + 1);
+  };
+  return {
+    stream(index) {
+      begin(index);
+      return new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          bytes += chunk.length;
+          draw(false);
+          callback(null, chunk);
+        },
+      });
     },
-    flush(callback) {
-      if (enabled) draw(true);
-      callback();
+    done(index, size) {
+      begin(index);
+      bytes += size;
+      draw(false);
     },
-  });
+    finish() {
+      if (drawn || bytes > 0) draw(true);
+    },
+  };
 }

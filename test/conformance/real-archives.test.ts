@@ -52,7 +52,7 @@ interface Listed {
 }
 
 function checkListing(file: string, expected: Expected, stdout: string): void {
-  const listed = JSON.parse(stdout) as Listed[];
+  const listed = (JSON.parse(stdout) as { images: Listed[] }).images;
   assert.ok(Array.isArray(listed) && listed.length > 0, `${file}: no images listed`);
   const ids = new Set(listed.map((i) => i.id));
   const diffIds = new Set(listed.flatMap((i) => i.layers.map((l) => l.diffId)));

@@ -362,7 +362,6 @@ interface Metadata {
 interface DiffSummary {
   bundle: string;
   size: number;
-  layers: number;
   included: number;
   metadata: Metadata;
 }
@@ -522,7 +521,9 @@ test('2 load d.ddiff --base A.tar -o out.tar (no engine): ddiff list, skopeo ins
   const out = join(await freshDir('out'), 'out.tar');
   await ok(['load', delta, '--base', s.baseArchive, '-o', out, '-q'], { env: NO_ENGINE });
 
-  const listed = JSON.parse(await ok(['list', '--json', out], { env: NO_ENGINE })) as { id: string; layers: { diffId: string }[] }[];
+  const listed = (
+    JSON.parse(await ok(['list', '--json', out], { env: NO_ENGINE })) as { images: { id: string; layers: { diffId: string }[] }[] }
+  ).images;
   assert.deepEqual(
     listed.map((i) => [i.id, i.layers.map((l) => l.diffId)]),
     [[s.target.id, s.target.diffIds]],

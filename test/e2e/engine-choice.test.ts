@@ -73,7 +73,7 @@ test('docker-daemon:REF and containers-storage:REF read from the engine they nam
   ] as const) {
     const r = await runCli(['list', '--json', input], { env });
     assert.equal(r.code, 0, `${input}: ${r.stderr}`);
-    const [image] = JSON.parse(r.stdout) as { source: string; layers: unknown[] }[];
+    const [image] = (JSON.parse(r.stdout) as { images: { source: string; layers: unknown[] }[] }).images;
     assert.equal(image!.source, `${input.startsWith('docker') ? 'docker' : 'podman'}:${appTag}`);
     assert.equal(image!.layers.length, 3);
   }

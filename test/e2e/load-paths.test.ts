@@ -374,7 +374,6 @@ async function dockerImport(tarFile: string, tag: string): Promise<ImageInfo> {
 
 interface DiffSummary {
   included: number;
-  layers: number;
   metadata: { images: { id: string; tags: string[]; layers: { diffId: string; blob?: string }[] }[] };
 }
 
@@ -891,7 +890,7 @@ for (const method of ['gzip', 'zstd'] as const) {
     const s = await compressedSetup();
     const out = join(await freshDir(`compressed-${method}-out`), 'out.tar');
     await ok(['load', s.files[method], '--base', s.baseTar, '-o', out, '-q'], { env: NO_ENGINE });
-    const listed = JSON.parse(await ok(['list', '--json', out], { env: NO_ENGINE })) as { id: string }[];
+    const listed = (JSON.parse(await ok(['list', '--json', out], { env: NO_ENGINE })) as { images: { id: string }[] }).images;
     assert.deepEqual(
       listed.map((i) => i.id),
       [s.targetInfo.id],
@@ -935,7 +934,7 @@ async function archiveProblems(out: string, expected: ImageInfo, tag: string): P
   const list = await runDdiff(['list', '--json', out], { env: NO_ENGINE, limitMs: 30_000 });
   if (list.code !== 0) problems.push(`ddiff list: ${show(list)}`);
   else {
-    const images = JSON.parse(list.stdout) as { id: string; layers: { diffId: string }[] }[];
+    const images = (JSON.parse(list.stdout) as { images: { id: string; layers: { diffId: string }[] }[] }).images;
     if (images.length !== 1 || images[0]!.id !== expected.id)
       problems.push(`ddiff list: images ${images.map((i) => i.id).join(', ')}, expected ${expected.id}`);
     else if (JSON.stringify(images[0]!.layers.map((l) => l.diffId)) !== JSON.stringify(expected.diffIds))

@@ -67,14 +67,13 @@ function show(r: CliResult): string {
 interface DiffSummary {
   bundle: string;
   size: number;
-  layers: number;
   included: number;
   metadata: { images: { id: string; tags: string[]; layers: { diffId: string; blob?: string }[] }[] };
 }
 
 interface LoadSummary {
   images: { id: string; tags: string[] }[];
-  base: string | null;
+  baseSource: string | null;
   mode: 'fast-path' | 'full';
   output: string;
 }
@@ -133,7 +132,7 @@ e2e('docker → docker by reference: 1-layer bundle, fast-path load, same image'
   // No --engine: the default (docker, as its daemon answers).
   const defaults = { DDIFF_ENGINE: '', DDIFF_FORCE_PODMAN: '' };
   const d = await diffJson([base, target, '-o', bundle], defaults);
-  assert.equal(d.layers, 3);
+  assert.equal(d.metadata.images[0]!.layers.length, 3);
   assert.equal(d.included, 1);
   assert.deepEqual(await layerBlobs(bundle, [targetInfo.id]), [d.metadata.images[0]!.layers[2]!.blob]);
   await remove(docker, target, targetInfo.id);
@@ -176,7 +175,7 @@ async function crossEngine(dir: string, from: TestEngine, to: TestEngine, mode: 
   await rm(baseTar); // the recorded base path is gone: load must look in the engine
   const l = await loadJson([bundle, '--engine', to.name]);
   assert.equal(l.mode, mode);
-  assert.ok(l.base && [base, baseInfo.id].includes(normalizeTag(l.base)), `base taken from ${to.name}, got ${l.base}`);
+  assert.ok(l.baseSource && [base, baseInfo.id].includes(normalizeTag(l.baseSource)), `base taken from ${to.name}, got ${l.baseSource}`);
   await assertSameImage(to, targetInfo);
 }
 
@@ -203,7 +202,7 @@ e2e('archives only: ddiff uses no engine; docker and podman both load the rebuil
   const out = join(dir, 'out.tar');
   const l = await loadJson([bundle, '--base', baseTar, '-o', out], NO_ENGINE);
   assert.equal(l.mode, 'full');
-  assert.equal(l.base, baseTar);
+  assert.equal(l.baseSource, baseTar);
   await remove(docker, target, targetInfo.id);
   await docker.load(out);
   await assertSameImage(docker, targetInfo);
@@ -265,26 +264,33 @@ for (const engine of [docker, podman]) {
 }
 
 // 8
-e2e('base == target: an empty bundle; load restores the image from the engine or an archive', [docker], async (dir) => {
-  const base = uniqueName('same');
-  const info = await docker.build(base, baseDockerfile, files('a.txt', 'b.txt'));
-  const bundle = join(dir, 'same.ddiff');
-  const d = await diffJson([base, base, '-o', bundle, '--engine', 'docker']);
-  assert.equal(d.layers, 2);
-  assert.equal(d.included, 0);
-  assert.deepEqual(await layerBlobs(bundle, [info.id]), []);
-  // The image is its own base: loading it again over itself works…
-  const l1 = await loadJson([bundle, '--engine', 'docker']);
-  assert.equal(l1.images[0]!.id, info.id);
-  await assertSameImage(docker, info);
-  // …and with the image removed, the base comes from its saved archive.
-  const baseTar = join(dir, 'same.tar');
-  await docker.save([base], baseTar);
-  await remove(docker, base, info.id);
-  const l2 = await loadJson([bundle, '--base', baseTar, '--engine', 'docker']);
-  assert.equal(l2.mode, 'full');
-  await assertSameImage(docker, info);
-});
+e2e(
+  'base == target: refused, and with --allow-empty an empty bundle; load restores the image from the engine or an archive',
+  [docker],
+  async (dir) => {
+    const base = uniqueName('same');
+    const info = await docker.build(base, baseDockerfile, files('a.txt', 'b.txt'));
+    const bundle = join(dir, 'same.ddiff');
+    const refused = await runCli(['diff', base, base, '-o', bundle, '--engine', 'docker']);
+    assert.equal(refused.code, 1, show(refused));
+    assert.match(refused.stderr, /adds no layer to .*--allow-empty/);
+    const d = await diffJson([base, base, '-o', bundle, '--engine', 'docker', '--allow-empty']);
+    assert.equal(d.metadata.images[0]!.layers.length, 2);
+    assert.equal(d.included, 0);
+    assert.deepEqual(await layerBlobs(bundle, [info.id]), []);
+    // The image is its own base: loading it again over itself works…
+    const l1 = await loadJson([bundle, '--engine', 'docker']);
+    assert.equal(l1.images[0]!.id, info.id);
+    await assertSameImage(docker, info);
+    // …and with the image removed, the base comes from its saved archive.
+    const baseTar = join(dir, 'same.tar');
+    await docker.save([base], baseTar);
+    await remove(docker, base, info.id);
+    const l2 = await loadJson([bundle, '--base', baseTar, '--engine', 'docker']);
+    assert.equal(l2.mode, 'full');
+    await assertSameImage(docker, info);
+  },
+);
 
 // 9a
 e2e('failure: a base lacking the layers (unrelated --base archive; base removed from the engine)', [docker], async (dir) => {
@@ -344,7 +350,7 @@ e2e('a target not derived from the base: warning, every layer bundled, still loa
   const bundle = join(dir, 'other.ddiff');
   const d = await diffJson([base, target, '-o', bundle, '--engine', 'docker']);
   assert.match(d.stderr, /warning/i);
-  assert.equal(d.layers, 2);
+  assert.equal(d.metadata.images[0]!.layers.length, 2);
   assert.equal(d.included, 2);
   assert.equal((await layerBlobs(bundle, [targetInfo.id])).length, 2);
   await remove(docker, target, targetInfo.id);

@@ -93,7 +93,7 @@ describe('bad input to ddiff list', () => {
     await writeFile(file('good.tar'), good.archive);
     const r = await runCli(['list', '--json', file('good.tar')]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(JSON.parse(r.stdout)[0].id, good.imageId);
+    assert.equal(JSON.parse(r.stdout).images[0].id, good.imageId);
   });
 
   test('truncated archive (cut inside a layer), as a file', async () => {

@@ -27,7 +27,7 @@ async function scratch(t: { after: (fn: () => Promise<void>) => void }): Promise
 async function listed(path: string): Promise<{ id: string; tags: string[]; layers: { diffId: string }[] }[]> {
   const r = await runCli(['list', '--json', path]);
   assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout);
+  return JSON.parse(r.stdout).images;
 }
 
 test('diff then load -o rebuilds the target from the base archive, with no engine', async (t) => {

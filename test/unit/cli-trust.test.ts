@@ -50,7 +50,7 @@ const bundleOnce = (async () => {
 async function imageIdOf(archive: string): Promise<string> {
   const r = await runCli(['list', '--json', archive]);
   assert.equal(r.code, 0, r.stderr);
-  return (JSON.parse(r.stdout) as { id: string }[])[0]!.id;
+  return (JSON.parse(r.stdout) as { images: { id: string }[] }).images[0]!.id;
 }
 
 test('swapped BASE and TARGET (the target adds no layer): an error naming --allow-empty, no bundle written', async () => {
@@ -130,7 +130,7 @@ test("skopeo's transports are read wherever an input is: list, diff, load --base
   const list = async (input: string) => {
     const r = await runCli(['list', '--json', input]);
     assert.equal(r.code, 0, `${input}: ${r.stderr}`);
-    return JSON.parse(r.stdout) as { id: string; tags: string[] }[];
+    return (JSON.parse(r.stdout) as { images: { id: string; tags: string[] }[] }).images;
   };
   assert.equal((await list(`docker-archive:${app}`))[0]!.id, appId);
   assert.equal((await list(`docker-archive:${app}:ddiff-fixture/app:1`))[0]!.id, appId);

@@ -58,7 +58,7 @@ test('two targets sharing a layer: the bundle stores it once, and both load', as
     const out = join(dir, `${image.imageId.slice(7, 19)}.tar`);
     const r = await runCli(['load', join(dir, 'both.ddiff'), '--image', image.tags[0]!, '-o', out]);
     assert.equal(r.code, 0, r.stderr);
-    const [loaded] = await json(['list', '--json', out]);
+    const [loaded] = (await json(['list', '--json', out])).images;
     assert.equal(loaded.id, image.imageId);
   }
 });
@@ -91,7 +91,7 @@ test('have-list from archives, then diff --have, then load', async (t) => {
   assert.equal(d.included, 1);
   const l = await runCli(['load', join(dir, 'h.ddiff'), '--base', fixture('docker-base.tar'), '-o', join(dir, 'o.tar')]);
   assert.equal(l.code, 0, l.stderr);
-  assert.equal((await json(['list', '--json', join(dir, 'o.tar')]))[0].id, expected['docker-app.tar']![0]!.imageId);
+  assert.equal((await json(['list', '--json', join(dir, 'o.tar')])).images[0].id, expected['docker-app.tar']![0]!.imageId);
 });
 
 test('inspect and verify report sizes and checks as JSON', async (t) => {

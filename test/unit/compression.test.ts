@@ -179,7 +179,7 @@ describe('bundles', () => {
     assert.equal(l.code, 0, l.stderr);
     const listed = await runCli(['list', '--json', out]);
     const expected = JSON.parse(await readFile(join(fixturesDir, 'expected.json'), 'utf8'))['docker-app.tar'][0];
-    assert.equal(JSON.parse(listed.stdout)[0].id, expected.imageId, 'the loaded image has the target image ID');
+    assert.equal(JSON.parse(listed.stdout).images[0].id, expected.imageId, 'the loaded image has the target image ID');
     return { layers, firstLayer: listing.stdout as Buffer };
   }
 
@@ -236,7 +236,7 @@ describe('bundles', () => {
     const out = join(dir, 'out.tar');
     const l = await runCli(['load', bundle, '--base', base, '-o', out]);
     assert.equal(l.code, 0, l.stderr);
-    const listed = JSON.parse((await runCli(['list', '--json', out])).stdout) as { id: string }[];
+    const listed = (JSON.parse((await runCli(['list', '--json', out])).stdout) as { images: { id: string }[] }).images;
     assert.equal(listed[0]!.id, `sha256:${sha256Hex(config)}`);
   });
 

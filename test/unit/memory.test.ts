@@ -130,7 +130,7 @@ describe('memory use on a 2 GB layer', { timeout: 180_000 }, () => {
   });
 
   const check = (stdout: string): void => {
-    const listed = JSON.parse(stdout) as { id: string; tags: string[]; layers: { diffId: string; size: number }[] }[];
+    const listed = (JSON.parse(stdout) as { images: { id: string; tags: string[]; layers: { diffId: string; size: number }[] }[] }).images;
     assert.equal(listed.length, 1);
     assert.equal(listed[0]!.id, expected.imageId);
     assert.deepEqual(listed[0]!.tags, ['ddiff-test/big:1']);

@@ -59,7 +59,7 @@ describe('repository fixtures (fixtures/expected.json)', { concurrency: Math.min
       const r = await runCli(['list', '--json', path]);
       assert.equal(r.code, 0, `${name}: exit ${r.code}: ${r.stderr}`);
       assert.equal(r.stderr.trim(), '', r.stderr);
-      assert.deepEqual(reduce(JSON.parse(r.stdout) as ListedImage[], want), want);
+      assert.deepEqual(reduce((JSON.parse(r.stdout) as { images: ListedImage[] }).images, want), want);
     });
     const isFile = existsSync(path) && statSync(path).isFile();
     if (isFile) {
@@ -67,7 +67,7 @@ describe('repository fixtures (fixtures/expected.json)', { concurrency: Math.min
         const r = await runCli(['list', '--json', '-'], { stdin: createReadStream(path) });
         assert.equal(r.code, 0, `${name} via stdin: exit ${r.code}: ${r.stderr}`);
         assert.equal(r.stderr.trim(), '', r.stderr);
-        const listed = JSON.parse(r.stdout) as (ListedImage & { source: string })[];
+        const listed = (JSON.parse(r.stdout) as { images: (ListedImage & { source: string })[] }).images;
         assert.ok(listed.every((image) => image.source.startsWith('<stdin>')));
         assert.deepEqual(reduce(listed, want), want);
       });
