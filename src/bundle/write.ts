@@ -1,5 +1,4 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Duplex, type Readable, type Transform, type Writable } from 'node:stream';
@@ -18,7 +17,7 @@ import { progress } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
 import { blobPath } from '../image/blob-names.js';
-import { DeltaStager, type DeltaSources } from './delta-stage.js';
+import { DeltaStager, type DeltaSources, type StagedBlob } from './delta-stage.js';
 import {
   BUNDLE_FORMAT,
   BUNDLE_VERSION,
@@ -62,8 +61,6 @@ interface BundleResult {
  * and zstd): known from the input when ddiff compressed it, counted by inflating a zstd layer
  * that arrived compressed.
  */
-type StagedBlob = BundleBlob & { file: string };
-
 async function stageLayer(catalog: Catalog, layer: Layer, dir: string, how: LayerCompression): Promise<StagedBlob> {
   const file = join(dir, `layer-${hexOf(layer.diffId)}`);
   const compress = layer.compression === 'none';
@@ -128,6 +125,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     input.deltas && input.deltas.layers.length > 0 ? new DeltaStager(input.deltas, staging.path, input.compression.level || 3) : undefined;
   try {
     const limit = pLimit(Math.max(1, Math.min(4, cpus().length)));
+    const deltaLimit = pLimit(1);
     const configs = new Map<Digest, Buffer>();
     const images: BundleImage[] = [];
     const needed = new Set<Digest>();
@@ -142,11 +140,14 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
         let blob = staged.get(layer.diffId);
         if (!blob) {
           blob = limit(async () => {
-            const whole = await stageLayer(catalog, layer, staging.path, input.compression);
-            const delta = await stager?.tryDelta(layer, whole);
-            if (!delta) return whole;
-            await rm(whole.file, { force: true });
-            return delta;
+            // An uncompressed layer is read once for both its delta and its whole blob; one at
+            // a time, as deltas run mostly on the main thread and each holds its own buffers.
+            if (stager && layer.compression === 'none') {
+              const whole = () => stageLayer(catalog, layer, staging.path, input.compression);
+              const kept = await deltaLimit(() => stager.stage(layer, catalog.open(layer.path), whole));
+              if (kept) return kept;
+            }
+            return stageLayer(catalog, layer, staging.path, input.compression);
           });
           blob.catch(() => undefined);
           staged.set(layer.diffId, blob);

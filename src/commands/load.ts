@@ -4,7 +4,7 @@ import { Engine, type EngineChoice } from '../engine/engine.js';
 import { DdiffError } from '../errors.js';
 import { chooseBase } from '../load/base.js';
 import { fastPathOmissions } from '../load/fast-path.js';
-import { rebuildDeltaLayers } from '../load/delta-layers.js';
+import { type RebuiltLayers, rebuildDeltaLayers } from '../load/delta-layers.js';
 import { planArchive } from '../load/plan.js';
 import { loadIntoEngine, writeToFile, writeToStream } from '../load/sinks.js';
 import { isInterrupted, tempDir } from '../util/cleanup.js';
@@ -55,6 +55,7 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
   let engine: Engine | undefined;
   const getEngine = () => (engine ??= Engine.choose(options));
   const spool = await tempDir('ddiff-load-');
+  let rebuilt: RebuiltLayers | undefined;
   try {
     const preferEngine = toEngine && options.fastPath !== false;
     const [verifiedResult, baseResult] = await Promise.allSettled([
@@ -69,8 +70,10 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
       const target = getEngine();
       if (target.name === 'docker' && (await target.hasClassicStore())) omit = fastPathOmissions(images, base.images);
     }
-    const rebuilt = await rebuildDeltaLayers(bundle, images, base, spool.path);
-    const job = planArchive(bundle, images, base, needed, omit, rebuilt);
+    // Rebuilt as they are written when the output is a file under a temporary name.
+    const streamed = options.output !== undefined && options.output !== '-';
+    rebuilt = await rebuildDeltaLayers(bundle, images, base, spool.path, { streamed });
+    const job = planArchive(bundle, images, base, needed, omit, rebuilt.layers);
     const summary = {
       images: images.map((i) => ({ id: i.id, tags: i.tags })),
       base: base.kind === 'none' ? null : base.name,
@@ -91,6 +94,7 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
     if (options.json) report.out(JSON.stringify(summary, null, 2));
     else if (options.output !== undefined) report.out(`Wrote ${options.output} (${summary.mode}; ${images.length} image(s))`);
   } finally {
+    await rebuilt?.close();
     await spool.dispose();
   }
 }
