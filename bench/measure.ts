@@ -4,6 +4,7 @@
  * the results table.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,6 +12,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The compiled CLI (dist/src/cli.js) and the probe next to this file (dist/bench/probe.js). */
 export const cli = join(here, '..', 'src', 'cli.js');
 const probe = join(here, 'probe.js');
+/** Node options of the CLI's shebang line (`#!/usr/bin/env -S node …`): the bench runs it as the installed `ddiff` does. */
+export const cliNodeOptions = readFileSync(cli, 'utf8')
+  .split('\n', 1)[0]!
+  .replace(/^#!.*?\bnode\b/, '')
+  .trim()
+  .split(/\s+/)
+  .filter(Boolean);
 export const MB = 1_000_000;
 
 export interface Measure {
@@ -63,7 +71,7 @@ export type Probed = Measure & { stdout: string };
 
 /** Runs ddiff with the probe preloaded: wall, CPU, peak RSS and bytes read/written of the node process. */
 export async function ddiff(args: string[], env?: NodeJS.ProcessEnv): Promise<Probed> {
-  const r = await run(process.execPath, ['--import', probe, cli, '-q', ...args], env ? { env } : {});
+  const r = await run(process.execPath, [...cliNodeOptions, '--import', probe, cli, '-q', ...args], env ? { env } : {});
   if (r.code !== 0) throw new Error(`ddiff ${args.join(' ')} failed: ${r.stderr.replace(/\nddiff-probe=.*\n?/, '').trim()}`);
   const match = /ddiff-probe=(\{.*\})/.exec(r.stderr);
   const p = match ? (JSON.parse(match[1]!) as { maxRss: number; cpu: number; rchar: number; wchar: number }) : undefined;

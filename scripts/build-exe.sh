@@ -12,8 +12,14 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 npx --no-install esbuild src/cli.ts --bundle --platform=node --format=cjs --target=node22 \
   --outfile="$work/ddiff.cjs" --log-level=warning
+# Node options the CLI's shebang gives (`#!/usr/bin/env -S node --opt …`) go into the executable too.
+exec_argv="$(head -1 src/cli.ts | node -e '
+  const line = require("fs").readFileSync(0, "utf8");
+  const options = line.replace(/^#!.*?\bnode\b/, "").trim().split(/\s+/).filter(Boolean);
+  console.log(JSON.stringify(options));')"
 cat >"$work/sea-config.json" <<JSON
-{ "main": "$work/ddiff.cjs", "output": "$work/ddiff.blob", "disableExperimentalSEAWarning": true, "useCodeCache": true }
+{ "main": "$work/ddiff.cjs", "output": "$work/ddiff.blob", "disableExperimentalSEAWarning": true,
+  "useCodeCache": true, "execArgv": $exec_argv }
 JSON
 node --experimental-sea-config "$work/sea-config.json" >"$work/log" 2>&1 || { cat "$work/log" >&2; exit 1; }
 cp "$(command -v node)" "$work/ddiff"

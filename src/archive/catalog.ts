@@ -5,6 +5,7 @@ import { normalizeEntryName, symlinkTarget } from '../tar/names.js';
 import type { EntryType } from '../tar/header.js';
 import type { EntryFacts } from './measure.js';
 import type { Compression } from '../util/compression.js';
+import type { FileLocation } from '../image/layer.js';
 
 /** JSON entries (manifests, configs, indexes) larger than this are refused: 8 MiB. */
 export const MAX_JSON_BYTES = 8 << 20;
@@ -121,6 +122,11 @@ export abstract class Catalog {
   }
   entry(name: string): CatalogEntry {
     return this.require(name);
+  }
+
+  /** Where the entry's bytes lie in a regular file, for catalogs whose entries do. */
+  location(_name: string): FileLocation | undefined {
+    return undefined;
   }
 
   /** Compression of an entry, from its first bytes. */

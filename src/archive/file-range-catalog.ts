@@ -36,6 +36,10 @@ export abstract class FileRangeCatalog extends Catalog {
     return detectCompression(await this.readRange(entry, Math.min(6, entry.size)));
   }
 
+  override location(name: string): FileRange {
+    return this.rangeOf(this.require(name));
+  }
+
   protected openEntry(entry: CatalogEntry): Readable {
     if (entry.size === 0) return Readable.from([]);
     const { path, offset } = this.rangeOf(entry);

@@ -1,7 +1,15 @@
 import type { Readable, Writable } from 'node:stream';
 import { corrupt } from '../errors.js';
 import { blobPath, digestFromName } from '../image/blob-names.js';
-import { type Layer, type OmittedLayer, openUncompressed, verifyingStored, verifyingUncompressed } from '../image/layer.js';
+import { sha256OfFileRange } from '../util/hash-worker.js';
+import {
+  type Layer,
+  type OmittedLayer,
+  openUncompressed,
+  storedBytesMismatch,
+  verifyingStored,
+  verifyingUncompressed,
+} from '../image/layer.js';
 import { MediaTypes, OCI_LAYER_TYPES } from '../image/media-types.js';
 import { TarWriter } from '../tar/writer.js';
 import type { Compression } from '../util/compression.js';
@@ -175,7 +183,16 @@ export class ImageArchiveWriter {
     this.written.set(placed.entry, placed);
     const label = (this.step ?? startStep('writing', [layer.size])).stream(this.stepIndex.get(layer.diffId) ?? 0);
     if (inflate) await this.tar.addStream(placed.entry, placed.size, openUncompressed(layer), verifyingUncompressed(layer), label);
-    else await this.tar.addStream(placed.entry, placed.size, layer.open(), verifyingStored(layer), label);
+    else if (layer.checked) await this.tar.addStream(placed.entry, placed.size, layer.open(), label);
+    else if (layer.file) {
+      // Hashed on another thread while it is copied; the entry is not done until both are.
+      const { file } = layer;
+      const copied = this.tar.addStream(placed.entry, placed.size, layer.open(), label);
+      copied.catch(() => undefined);
+      const hashed = await sha256OfFileRange(file.path, file.offset, layer.size);
+      if (hashed.digest !== layer.digest || hashed.size !== layer.size) throw storedBytesMismatch(layer, hashed.digest);
+      await copied;
+    } else await this.tar.addStream(placed.entry, placed.size, layer.open(), verifyingStored(layer), label);
     return placed;
   }
 

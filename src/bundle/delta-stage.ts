@@ -1,27 +1,52 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { encodeLayerDelta, SpooledBase, verifyLayerDelta } from '../delta/index.js';
+import { pipeline } from 'node:stream/promises';
+import { encodeLayerDelta, type EncodeStats, SpooledBase } from '../delta/index.js';
 import { errorMessage } from '../errors.js';
-import { type Layer, openUncompressed } from '../image/layer.js';
-import { digestStream, hexOf, type Digest } from '../util/digest.js';
+import { type FileLocation, type Layer, uncompressedBytesMismatch } from '../image/layer.js';
+import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
+import { sha256OfFileRange } from '../util/hash-worker.js';
 import type { BundleBlob, DeltaInfo } from './format.js';
 
 const DELTA_MEDIA_TYPE = 'application/vnd.ddiff.layer.delta.v1';
 
+/** One base layer a delta may read from. */
+interface DeltaSourceLayer {
+  diffId: Digest;
+  /** Its uncompressed tar, checked against the diffID as it is read. */
+  open: () => Readable;
+  /**
+   * Where the uncompressed tar lies in a file, when it does: then it is read in place (only its
+   * headers, to index it) and checked against its diffID on another thread meanwhile.
+   */
+  file?: FileLocation & { length: number };
+}
+
 /** Base layers a delta may read from: their diffIDs and uncompressed tars. */
 export interface DeltaSources {
-  layers: { diffId: Digest; open: () => Readable }[];
+  layers: DeltaSourceLayer[];
   /** Told once when the base's layers cannot be read: the new layers are then stored whole. */
   warn: (text: string) => void;
 }
 
+export type StagedBlob = BundleBlob & { file: string };
+
 /**
- * The base's files, indexed once (every regular file of every source layer, spooled to disk so
- * binary deltas can read old bytes back), shared by every target layer's delta.
+ * A delta at most this fraction of the layer's tar is kept without staging the whole layer to
+ * compare: zstd -3 of a real layer tar rarely gets below 1/4 of it, and the comparison costs a
+ * whole compression (~1.5 s of CPU per 100 MB on these cores, more than the delta itself).
+ * Larger deltas are compared with the whole blob.
+ */
+const CLEARLY_SMALLER = 1 / 16;
+
+/**
+ * The base's files, indexed once (every regular file of every source layer, read in place or
+ * spooled to disk so binary deltas can read old bytes back), shared by every target layer's delta.
  */
 export class DeltaStager {
-  private base: Promise<SpooledBase> | undefined;
+  private base: Promise<{ base: SpooledBase; checked: Promise<void> }> | undefined;
   private warned = false;
 
   constructor(
@@ -30,48 +55,112 @@ export class DeltaStager {
     private readonly level: number,
   ) {}
 
-  private spooled(): Promise<SpooledBase> {
+  private spooled(): Promise<{ base: SpooledBase; checked: Promise<void> }> {
     this.base ??= (async () => {
       const base = await SpooledBase.create(this.dir);
-      for (const layer of this.sources.layers) await base.addLayer(layer.diffId, layer.open(), { hash: false });
-      return base;
+      const checks: Promise<void>[] = [];
+      try {
+        for (const layer of this.sources.layers) {
+          const { file } = layer;
+          if (file === undefined) {
+            await base.addLayer(layer.diffId, layer.open(), { hash: false });
+            continue;
+          }
+          checks.push(checkDiffId(layer.diffId, file));
+          await base.addLayerFile(layer.diffId, file.path, { hash: false, start: file.offset, length: file.length });
+        }
+      } catch (error) {
+        await base.close();
+        throw error;
+      }
+      const checked = Promise.all(checks).then(() => undefined);
+      checked.catch(() => undefined);
+      return { base, checked };
     })();
     return this.base;
   }
 
+  private cannotRead(error: unknown): void {
+    // A base whose bytes are unreadable or corrupt costs the deltas, not the bundle: a whole
+    // layer needs nothing from the base.
+    if (!this.warned)
+      this.sources.warn(`warning: the base's layers cannot be read for deltas (${errorMessage(error)}); new layers are stored whole`);
+    this.warned = true;
+  }
+
   /**
-   * Writes the layer's delta and keeps it when it is smaller than the whole blob and proven to
-   * rebuild the layer's exact bytes (its diffID); otherwise undefined: the layer stays whole.
+   * The layer as a delta when that is smaller than its whole blob (`whole` stages that, for a
+   * comparison the delta's size does not settle), reads from the base, and rebuilds the layer's
+   * exact bytes (`bytes`, its uncompressed tar, read once and checked against its diffID);
+   * otherwise the whole blob. Undefined when the base cannot be read: the caller stages it whole.
    */
-  async tryDelta(layer: Layer, whole: BundleBlob): Promise<(BundleBlob & { file: string }) | undefined> {
-    let base: SpooledBase;
+  async stage(layer: Layer, bytes: Readable, whole: () => Promise<StagedBlob>): Promise<StagedBlob | undefined> {
+    let spooled: { base: SpooledBase; checked: Promise<void> };
     try {
-      base = await this.spooled();
+      spooled = await this.spooled();
     } catch (error) {
-      // A base whose bytes are unreadable or corrupt costs the deltas, not the bundle: a whole
-      // layer needs nothing from the base.
-      if (!this.warned)
-        this.sources.warn(`warning: the base's layers cannot be read for deltas (${errorMessage(error)}); new layers are stored whole`);
-      this.warned = true;
+      this.cannotRead(error);
       return undefined;
     }
     const file = join(this.dir, `delta-${hexOf(layer.diffId)}`);
-    const stats = await encodeLayerDelta(openUncompressed(layer), base, createWriteStream(file), { level: this.level });
+    const written = new DigestingStream();
+    // pipeline, not pipe: a failing file (ENOSPC) must fail the encoder writing into `written`.
+    const out = pipeline(written, createWriteStream(file));
+    out.catch(() => undefined);
+    let stats: EncodeStats;
+    try {
+      // verifyDeltas: every binary delta is decoded back and compared as it is made, so the
+      // digest of what was read is what the delta rebuilds (references are compared or hashed
+      // equal, verbatim bytes are the bytes): no second decode is needed to prove it.
+      stats = await encodeLayerDelta(bytes, spooled.base, written, { level: this.level, verifyDeltas: true });
+      await out;
+    } catch (error) {
+      written.destroy();
+      await rm(file, { force: true });
+      throw error;
+    }
+    if (stats.digest !== layer.diffId) {
+      await rm(file, { force: true });
+      throw uncompressedBytesMismatch(layer, stats.digest);
+    }
+    const baseOk = await spooled.checked.then(
+      () => true,
+      (error: unknown) => {
+        this.cannotRead(error);
+        return false;
+      },
+    );
     // A delta that reads nothing from the base is only another compression: the layer stays whole.
-    if (stats.digest !== layer.diffId || stats.bytesOut >= whole.size || stats.baseLayers.length === 0) return undefined;
-    const proof = await verifyLayerDelta(createReadStream(file), base, { source: layer.source, expectedSize: stats.bytesIn });
-    if (proof.digest !== layer.diffId) return undefined;
-    const { digest, size } = await digestStream(createReadStream(file));
+    let wholeSize: number | undefined;
+    if (baseOk && stats.baseLayers.length > 0 && written.size > stats.bytesIn * CLEARLY_SMALLER) {
+      const blob = await whole();
+      if (written.size < blob.size) {
+        wholeSize = blob.size;
+        await rm(blob.file, { force: true });
+      } else {
+        await rm(file, { force: true });
+        return blob;
+      }
+    }
+    if (!baseOk || stats.baseLayers.length === 0) {
+      await rm(file, { force: true });
+      return whole();
+    }
     const delta: DeltaInfo = {
       baseLayers: stats.baseLayers,
       uncompressedSize: stats.bytesIn,
-      wholeSize: whole.size,
       files: stats.files,
+      ...(wholeSize === undefined ? {} : { wholeSize }),
     };
-    return { digest, size, mediaType: DELTA_MEDIA_TYPE, delta, file };
+    return { digest: written.digest(), size: written.size, mediaType: DELTA_MEDIA_TYPE, delta, file };
   }
 
   async close(): Promise<void> {
-    if (this.base) await (await this.base.catch(() => undefined))?.close();
+    if (this.base) await (await this.base.catch(() => undefined))?.base.close();
   }
+}
+
+async function checkDiffId(diffId: Digest, file: FileLocation & { length: number }): Promise<void> {
+  const { digest } = await sha256OfFileRange(file.path, file.offset, file.length);
+  if (digest !== diffId) throw new Error(`layer ${diffId} hashes to ${digest}`);
 }

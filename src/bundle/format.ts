@@ -29,8 +29,11 @@ export interface DeltaInfo {
   baseLayers: Digest[];
   /** Bytes of the rebuilt layer tar. */
   uncompressedSize: number;
-  /** Bytes the layer would have taken whole in the bundle. */
-  wholeSize: number;
+  /**
+   * Bytes the layer would have taken whole in the bundle: measured only when the delta's size
+   * did not settle that it is smaller (it is then at least 1/16 of the layer's tar).
+   */
+  wholeSize?: number;
   files: { referenced: number; deltified: number; literal: number };
 }
 
@@ -85,7 +88,7 @@ function isDeltaInfo(value: unknown): boolean {
   const files = value.files;
   return (
     count(value.uncompressedSize) &&
-    count(value.wholeSize) &&
+    (value.wholeSize === undefined || count(value.wholeSize)) &&
     isRecord(files) &&
     count(files.referenced) &&
     count(files.deltified) &&

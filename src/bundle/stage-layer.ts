@@ -10,7 +10,7 @@ import type { Layer } from '../image/layer.js';
 import { compressor as parallelCompressor, DEFAULT_LEVELS as CODEC_LEVELS } from '../util/compress.js';
 import { InflatedSizeCounter } from '../util/compression.js';
 import { DigestingStream, hexOf } from '../util/digest.js';
-import type { BundleBlob } from './format.js';
+import type { StagedBlob } from './delta-stage.js';
 
 const LAYER_MEDIA_TYPES = {
   none: 'application/vnd.oci.image.layer.v1.tar',
@@ -26,8 +26,6 @@ const LAYER_MEDIA_TYPES = {
  * and zstd): known from the input when ddiff compressed it, counted by inflating a zstd layer
  * that arrived compressed.
  */
-type StagedBlob = BundleBlob & { file: string };
-
 export async function stageLayer(
   catalog: Catalog,
   layer: Layer,

@@ -1,6 +1,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { cpus } from 'node:os';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type { Catalog } from '../archive/catalog.js';
@@ -64,6 +64,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     input.deltas && input.deltas.layers.length > 0 ? new DeltaStager(input.deltas, staging.path, input.compression.level || 3) : undefined;
   try {
     const limit = pLimit(Math.max(1, Math.min(4, cpus().length)));
+    const deltaLimit = pLimit(1);
     const configs = new Map<Digest, Buffer>();
     const images: BundleImage[] = [];
     const needed = new Set<Digest>();
@@ -80,17 +81,16 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
         let blob = staged.get(layer.diffId);
         if (!blob) {
           blob = limit(async () => {
-            const whole = await stageLayer(
-              catalog,
-              layer,
-              staging.path,
-              input.compression,
-              bundling.stream(stepIndex.get(layer.diffId) ?? 0),
-            );
-            const delta = await stager?.tryDelta(layer, whole);
-            if (!delta) return whole;
-            await rm(whole.file, { force: true });
-            return delta;
+            // An uncompressed layer is read once for both its delta and its whole blob; one at
+            // a time, as deltas run mostly on the main thread and each holds its own buffers.
+            const index = stepIndex.get(layer.diffId) ?? 0;
+            if (stager && layer.compression === 'none') {
+              // Progress counts the one read the delta makes, not the whole blob written from it.
+              const whole = () => stageLayer(catalog, layer, staging.path, input.compression, new PassThrough());
+              const kept = await deltaLimit(() => stager.stage(layer, bundling.counted(catalog.open(layer.path), index), whole));
+              if (kept) return kept;
+            }
+            return stageLayer(catalog, layer, staging.path, input.compression, bundling.stream(index));
           });
           blob.catch(() => undefined);
           staged.set(layer.diffId, blob);

@@ -119,7 +119,14 @@ async function deltaSources(
   // Checked against its diffID as it is read: a delta made against corrupt base bytes would not
   // rebuild on the load host, whose base is intact.
   const open = (l: Layer) => pipeline(openUncompressed(l), verifyingUncompressed(l), () => undefined);
-  return { layers: layers.map((l) => ({ diffId: l.diffId, open: () => open(l) })), warn };
+  return {
+    layers: layers.map((l) => ({
+      diffId: l.diffId,
+      open: () => open(l),
+      ...(l.file && l.compression === 'none' ? { file: { ...l.file, length: l.size } } : {}),
+    })),
+    warn,
+  };
 }
 
 /** Opens a target so its layer bytes can be read: archives as they are, references via `save`. */

@@ -4,7 +4,7 @@ import { Engine, type EngineChoice } from '../engine/engine.js';
 import { DdiffError } from '../errors.js';
 import { chooseBase } from '../load/base.js';
 import { fastPathOmissions } from '../load/fast-path.js';
-import { rebuildDeltaLayers } from '../load/delta-layers.js';
+import { type RebuiltLayers, rebuildDeltaLayers } from '../load/delta-layers.js';
 import { planArchive } from '../load/plan.js';
 import { loadIntoEngine, writeToFile, writeToStream } from '../load/sinks.js';
 import { isInterrupted, tempDir } from '../util/cleanup.js';
@@ -59,6 +59,7 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
   let engine: Engine | undefined;
   const getEngine = () => (engine ??= Engine.choose(options, 'to write the image to a file instead: ddiff load BUNDLE -o FILE'));
   const spool = await tempDir('ddiff-load-');
+  let rebuilt: RebuiltLayers | undefined;
   try {
     const preferEngine = toEngine && options.fastPath !== false;
     const [verifiedResult, baseResult] = await Promise.allSettled([
@@ -73,8 +74,10 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
       const target = getEngine();
       if (target.name === 'docker' && (await target.hasClassicStore())) omit = fastPathOmissions(images, base.images);
     }
-    const rebuilt = await rebuildDeltaLayers(bundle, images, base, spool.path);
-    const job = planArchive(bundle, images, base, needed, omit, rebuilt);
+    // Rebuilt as they are written when the output is a file under a temporary name.
+    const streamed = options.output !== undefined && options.output !== '-';
+    rebuilt = await rebuildDeltaLayers(bundle, images, base, spool.path, { streamed });
+    const job = planArchive(bundle, images, base, needed, omit, rebuilt.layers);
     const target = toEngine ? getEngine() : undefined;
     const summary = {
       images: images.map((i) => ({ id: i.id, tags: i.tags })),
@@ -98,6 +101,7 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
     else if (target) say(`Loaded ${images.length} image(s) into ${target.name} (${summary.mode})`);
     else if (options.output !== '-') say(`Wrote ${options.output} (${summary.mode}; ${images.length} image(s))`);
   } finally {
+    await rebuilt?.close();
     await spool.dispose();
   }
 }

@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Digest } from '../util/digest.js';
+import { Sha256Thread } from '../util/hash-worker.js';
 import { type BaseReader, READ_AHEAD } from './base-bytes.js';
 import type { BaseFile, BaseFileIndex } from './base-index.js';
 import { streamDelta } from './binary-delta.js';
@@ -32,7 +33,7 @@ interface Setup {
 
 /** The output side of a decode: bounded, hashed, written with backpressure; and base access. */
 export class DecodeState {
-  private readonly total = createHash('sha256');
+  private readonly total = new Sha256Thread();
   private produced = 0;
   private digest: Digest | undefined;
   private window: Buffer | undefined;
@@ -59,7 +60,7 @@ export class DecodeState {
     if (data.length === 0) return;
     this.reserve(data.length, 'a record');
     this.produced += data.length;
-    this.total.update(data);
+    await this.total.update(data);
     // Headers and small files come a few hundred bytes at a time: gathered, they cost one
     // write per 64 KiB instead of one each.
     if (data.length >= SMALL) {
@@ -156,15 +157,19 @@ export class DecodeState {
     }
   }
 
-  finish(size: number, digest: Buffer): void {
-    const got = this.total.digest();
-    this.digest = `sha256:${got.toString('hex')}`;
-    if (size !== this.produced || !got.equals(digest)) {
+  async finish(size: number, digest: Buffer): Promise<void> {
+    this.digest = (await this.total.digest()).digest;
+    if (size !== this.produced || this.digest !== `sha256:${digest.toString('hex')}`) {
       throw new DeltaCorruptError(
         this.source,
         `delta rebuilt ${this.produced} bytes hashing to ${this.digest}, its END record says ${size} bytes, sha256:${digest.toString('hex')}`,
       );
     }
+  }
+
+  /** Releases the output's hashing thread after a failed decode. */
+  abort(): void {
+    this.total.abort();
   }
 
   result(): { digest: Digest; size: number } {

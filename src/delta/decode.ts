@@ -81,7 +81,7 @@ async function decodeRecords(records: RecordReader, state: DecodeState): Promise
       case Tag.end: {
         const size = await records.varint('total size');
         const digest = await records.bytes(32);
-        state.finish(size, digest);
+        await state.finish(size, digest);
         await state.flush();
         if (!(await records.atEnd())) throw new DeltaFormatError(records.source, 'delta has data after its END record');
         return;
@@ -128,9 +128,10 @@ export async function decodeLayerDelta(
           `base layer ${base.index.layers[layer]?.diffId} has ${got} of the ${length} bytes at ${offset} the delta needs`,
         ),
     );
+  let state: DecodeState | undefined;
   try {
     const slots = await readBases(records, base);
-    const state = new DecodeState({ source, out, limit, slots, index: base.index, reader, ordinals: new OrdinalCoder() });
+    state = new DecodeState({ source, out, limit, slots, index: base.index, reader, ordinals: new OrdinalCoder() });
     await decodeRecords(records, state);
     await feeding;
     if (options.end ?? true) {
@@ -140,6 +141,7 @@ export async function decodeLayerDelta(
     return state.result();
   } catch (error) {
     inflate.destroy();
+    state?.abort();
     throw mapInflateError(error, source);
   }
 }

@@ -1,4 +1,5 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { Sha256Thread } from '../util/hash-worker.js';
 import type { Readable, Writable } from 'node:stream';
 import type { DeltaBase } from './base-bytes.js';
 import type { BaseFile } from './base-index.js';
@@ -27,9 +28,9 @@ export interface EncodeOptions {
 
 export type { EncodeStats };
 
-async function* hashing(source: AsyncIterable<Uint8Array>, hash: Hash): AsyncGenerator<Uint8Array> {
+async function* hashing(source: AsyncIterable<Uint8Array>, hash: Sha256Thread): AsyncGenerator<Uint8Array> {
   for await (const chunk of source) {
-    hash.update(chunk);
+    await hash.update(chunk);
     yield chunk;
   }
 }
@@ -81,7 +82,7 @@ export async function encodeLayerDelta(
   const sink = new RecordSink(out, options.level ?? 3, options.end ?? true);
   const state = new EncodeState(base, sink, options.verifyDeltas ?? false);
   const layers = base.index.layers;
-  const total = createHash('sha256');
+  const total = new Sha256Thread();
   try {
     const diffIds = layers.map((layer) => Buffer.from(layer.diffId.slice('sha256:'.length), 'hex'));
     await sink.record(record(Tag.base, layers.length), ...diffIds);
@@ -92,7 +93,8 @@ export async function encodeLayerDelta(
         await encodeSmallFile(state, piece.path, piece.size, await piece.content.parts());
       } else if (piece.kind === 'file') await encodeBigFile(state, piece.path, piece.size, piece.content);
     }
-    const digest = total.digest();
+    const { digest: hex } = await total.digest();
+    const digest = Buffer.from(hex.slice('sha256:'.length), 'hex');
     await sink.record(record(Tag.end, reader.position), digest);
     await sink.end();
     state.stats.digest = `sha256:${digest.toString('hex')}`;
@@ -101,6 +103,7 @@ export async function encodeLayerDelta(
     state.stats.baseLayers = [...state.used].sort((a, b) => a - b).map((layer) => layers[layer]!.diffId);
     return state.stats;
   } catch (error) {
+    total.abort();
     await sink.abort(error);
     throw error;
   }

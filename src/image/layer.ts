@@ -30,6 +30,23 @@ export interface Layer {
   readonly path: string;
   /** Streams the stored bytes. */
   open(): Readable;
+  /**
+   * Where the stored bytes lie in a regular file, when they do (`size` bytes from `offset`):
+   * they can then be read in place (seeked, hashed on another thread) instead of streamed.
+   */
+  readonly file?: FileLocation;
+  /**
+   * `open()` checks the bytes against `digest` itself (a delta layer rebuilt as it is read fails
+   * its stream before the end), or they were hashed as this process wrote them to a file of its
+   * own: writers copy them without hashing them again.
+   */
+  readonly checked?: true;
+}
+
+/** A byte range of a regular file: the bytes from `offset` on. */
+export interface FileLocation {
+  readonly path: string;
+  readonly offset: number;
 }
 
 /**
@@ -51,18 +68,22 @@ function describeLayer(layer: Pick<Layer, 'path' | 'diffId'>): string {
  * digest: corrupt input must never complete as output.
  */
 export function verifyingStored(layer: Layer): Transform {
-  return new DigestingStream({
-    digest: layer.digest,
-    mismatch: (got) => corrupt(layer.source, describeLayer(layer), `its bytes hash to ${got}, expected ${layer.digest}`),
-  });
+  return new DigestingStream({ digest: layer.digest, mismatch: (got) => storedBytesMismatch(layer, got) });
+}
+
+/** The error for stored bytes that hash to `got`, not the layer's digest. */
+export function storedBytesMismatch(layer: Layer, got: Digest): Error {
+  return corrupt(layer.source, describeLayer(layer), `its bytes hash to ${got}, expected ${layer.digest}`);
 }
 
 /** Passes uncompressed layer bytes through and fails at their end unless they hash to the diffID. */
 export function verifyingUncompressed(layer: Pick<Layer, 'source' | 'path' | 'diffId'>): DigestingStream {
-  return new DigestingStream({
-    digest: layer.diffId,
-    mismatch: (got) => corrupt(layer.source, describeLayer(layer), `its uncompressed bytes hash to ${got}, not its diffID`),
-  });
+  return new DigestingStream({ digest: layer.diffId, mismatch: (got) => uncompressedBytesMismatch(layer, got) });
+}
+
+/** The error for uncompressed bytes that hash to `got`, not the layer's diffID. */
+export function uncompressedBytesMismatch(layer: Pick<Layer, 'source' | 'path' | 'diffId'>, got: Digest): Error {
+  return corrupt(layer.source, describeLayer(layer), `its uncompressed bytes hash to ${got}, not its diffID`);
 }
 
 /** The layer's uncompressed tar, for a consumer that cannot read its compression. */

@@ -11,7 +11,8 @@ import { OCI_LAYER_TYPES } from '../image/media-types.js';
 import { readTarStream } from '../tar/extract.js';
 import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
 import type { BaseSource } from './base.js';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 
 /** The base layers' files for the deltas: spooled from the base archive or the engine's save. */
 async function spoolBase(base: BaseSource, needed: Set<Digest>, dir: string): Promise<SpooledBase> {
@@ -20,7 +21,10 @@ async function spoolBase(base: BaseSource, needed: Set<Digest>, dir: string): Pr
     for (const diffId of needed) {
       const layer = base.layers.get(diffId);
       if (!layer) throw new MissingLayersError(`base ${base.name} lacks layer ${diffId}, which a delta layer needs`);
-      await spooled.addLayer(diffId, openUncompressed(layer), { hash: false });
+      // Not checked here: every rebuilt layer is checked against its diffID, which a wrong base byte fails.
+      if (layer.file && layer.compression === 'none')
+        await spooled.addLayerFile(diffId, layer.file.path, { hash: false, start: layer.file.offset, length: layer.size });
+      else await spooled.addLayer(diffId, openUncompressed(layer), { hash: false });
     }
     return spooled;
   }
@@ -53,53 +57,91 @@ async function spoolBase(base: BaseSource, needed: Set<Digest>, dir: string): Pr
   return spooled;
 }
 
+/** Delta layers rebuilt, by diffID, as plain uncompressed layers; `close` releases the base they read. */
+export interface RebuiltLayers {
+  layers: Map<Digest, Layer>;
+  close(): Promise<void>;
+}
+
 /**
- * Rebuilds every delta layer of the images into a file under `dir`, before anything is written
- * to an engine: each is checked against its diffID first, so an engine never sees a byte of a
- * layer that does not rebuild exactly. Returns them by diffID, as plain uncompressed layers.
+ * Rebuilds every delta layer of the images. For an engine (`streamed` false) each is rebuilt
+ * into a file under `dir` and checked against its diffID first, so an engine never sees a byte
+ * of a layer that does not rebuild exactly. For a file written under a temporary name
+ * (`streamed`), each is rebuilt as the writer reads it and fails the writer's stream before its
+ * end if it does not rebuild exactly: nothing reaches the final name, and the rebuilt bytes are
+ * not written and read back once more.
  */
 export async function rebuildDeltaLayers(
   bundle: Bundle,
   images: BundleImage[],
   base: BaseSource,
   dir: string,
-): Promise<Map<Digest, Layer>> {
+  options: { streamed: boolean },
+): Promise<RebuiltLayers> {
   const blobs = new Map(bundle.metadata.blobs.map((b) => [b.digest, b]));
   const deltas = new Map<Digest, Digest>();
   for (const layer of images.flatMap((i) => i.layers)) {
     if (layer.blob && blobs.get(layer.blob)?.delta) deltas.set(layer.diffId, layer.blob);
   }
-  const rebuilt = new Map<Digest, Layer>();
-  if (deltas.size === 0) return rebuilt;
+  const layers = new Map<Digest, Layer>();
+  if (deltas.size === 0) return { layers, close: async () => undefined };
   const needed = new Set([...deltas.values()].flatMap((blob) => blobs.get(blob)!.delta!.baseLayers));
   if (needed.size === 0) throw corrupt(bundle.path, 'a delta layer', 'it names no base layer to read from');
   const spooled = await spoolBase(base, needed, dir);
+  const close = () => spooled.close();
   try {
     for (const [diffId, blob] of deltas) {
       const info = blobs.get(blob)!.delta!;
       const stored = await bundleLayer(bundle, diffId, blob);
-      const file = join(dir, `rebuilt-${hexOf(diffId)}.tar`);
       const what = `delta layer ${diffId}`;
-      const result = await decodeLayerDelta(stored.open(), spooled, createWriteStream(file), {
-        source: `${bundle.path}: ${what}`,
-        expectedSize: info.uncompressedSize,
-      });
-      if (result.digest !== diffId || result.size !== info.uncompressedSize) {
-        throw corrupt(bundle.path, what, `it rebuilds to ${result.size} bytes hashing to ${result.digest}`);
-      }
-      rebuilt.set(diffId, {
+      const rebuild = async (out: Writable): Promise<void> => {
+        const result = await decodeLayerDelta(stored.open(), spooled, out, {
+          source: `${bundle.path}: ${what}`,
+          expectedSize: info.uncompressedSize,
+          end: false,
+        });
+        if (result.digest !== diffId || result.size !== info.uncompressedSize) {
+          throw corrupt(bundle.path, what, `it rebuilds to ${result.size} bytes hashing to ${result.digest}`);
+        }
+      };
+      const layer = {
         diffId,
         digest: diffId,
-        size: result.size,
+        size: info.uncompressedSize,
         mediaType: OCI_LAYER_TYPES.none,
         compression: 'none',
         source: bundle.path,
         path: `${what} (rebuilt)`,
-        open: () => createReadStream(file),
+      } as const;
+      if (options.streamed) {
+        layers.set(diffId, { ...layer, open: () => rebuiltStream(rebuild), checked: true });
+        continue;
+      }
+      const file = join(dir, `rebuilt-${hexOf(diffId)}.tar`);
+      const out = createWriteStream(file);
+      await rebuild(out);
+      out.end();
+      await finished(out);
+      layers.set(diffId, {
+        ...layer,
+        open: () => createReadStream(file, { highWaterMark: 1 << 20 }),
+        file: { path: file, offset: 0 },
+        checked: true,
       });
     }
-  } finally {
-    await spooled.close();
+  } catch (error) {
+    await close();
+    throw error;
   }
-  return rebuilt;
+  return { layers, close };
+}
+
+/** The bytes `rebuild` writes, ending only when it succeeds; its error fails the stream instead. */
+function rebuiltStream(rebuild: (out: Writable) => Promise<void>): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  rebuild(out).then(
+    () => out.end(),
+    (error: unknown) => out.destroy(error instanceof Error ? error : new Error(String(error))),
+  );
+  return out;
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 
 /** A content digest as OCI writes it: `sha256:<64 hex>`. */
 export type Digest = `sha256:${string}`;
@@ -20,18 +20,6 @@ export function hexOf(digest: Digest): string {
 
 export function shortId(digest: Digest): string {
   return hexOf(digest).slice(0, 12);
-}
-
-/** Hashes a stream to its end: the digest and the byte count. */
-export async function digestStream(stream: Readable): Promise<{ digest: Digest; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of stream) {
-    const buf = chunk as Buffer;
-    hash.update(buf);
-    size += buf.length;
-  }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
 }
 
 /**

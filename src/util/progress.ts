@@ -1,4 +1,4 @@
-import { Transform } from 'node:stream';
+import { pipeline, type Readable, Transform } from 'node:stream';
 import { humanSize } from './format.js';
 
 /**
@@ -15,6 +15,8 @@ export function configureProgress(options: { quiet?: boolean }): void {
 export interface Step {
   /** A pass-through counting the bytes of item `index` (0-based) as they flow. */
   stream(index: number): Transform;
+  /** `source` with its bytes counted as item `index` (its errors carried on). */
+  counted(source: Readable, index: number): Readable;
   /** Item `index` was read without a stream: its `bytes` count at once. */
   done(index: number, bytes: number): void;
   /** Ends the line (call once, also after a failure). */
@@ -53,6 +55,9 @@ export function startStep(name: string, sizes: number[]): Step {
           callback(null, chunk);
         },
       });
+    },
+    counted(source, index) {
+      return pipeline(source, this.stream(index), () => undefined);
     },
     done(index, size) {
       begin(index);

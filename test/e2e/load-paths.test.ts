@@ -47,7 +47,7 @@ import { copyFile, mkdir, mkdtemp, open, readFile, rm, symlink, writeFile } from
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
-import { cliPath, repoRoot } from '../helpers/cli.js';
+import { cliNodeOptions, cliPath, repoRoot } from '../helpers/cli.js';
 import { sha256Hex } from '../helpers/tar.js';
 import { docker, enginesRequired, podman, randomContent, uniqueName, type ImageInfo, type TestEngine } from './engines.js';
 import { DOCKER_ENV, freshDirs, NO_ENGINE, once, PODMAN_ENV, ready, type RunOutcome, show } from './support.js';
@@ -230,7 +230,7 @@ interface Watched {
 function startDdiff(args: string[], options: { env?: NodeJS.ProcessEnv; stdinFile?: string; limitMs?: number } = {}): Watched {
   const stdinFd = options.stdinFile ? openSync(options.stdinFile, 'r') : undefined;
   const started = Date.now();
-  const child = spawn(process.execPath, [cliPath, ...args], {
+  const child = spawn(process.execPath, [...cliNodeOptions, cliPath, ...args], {
     cwd: repoRoot,
     env: { ...process.env, NO_COLOR: '1', ...options.env },
     stdio: [stdinFd ?? 'ignore', 'pipe', 'pipe'],

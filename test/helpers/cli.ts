@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -9,6 +10,13 @@ export const cliPath = join(repoRoot, 'dist', 'src', 'cli.js');
 export const fixturesDir = join(repoRoot, 'fixtures');
 export const sharedRealDir = join(repoRoot, '..', 'shared', 'fixtures', 'real');
 const rssReporter = join(here, 'report-rss.js');
+/** Node options of the CLI's shebang line: the tests run it as the installed `ddiff` runs. */
+export const cliNodeOptions = readFileSync(cliPath, 'utf8')
+  .split('\n', 1)[0]!
+  .replace(/^#!.*?\bnode\b/, '')
+  .trim()
+  .split(/\s+/)
+  .filter(Boolean);
 
 export interface CliResult {
   code: number;
@@ -24,7 +32,7 @@ export function runCli(
   options: { stdin?: NodeJS.ReadableStream | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', rssReporter, cliPath, ...args], {
+    const child = spawn(process.execPath, [...cliNodeOptions, '--import', rssReporter, cliPath, ...args], {
       cwd: options.cwd ?? repoRoot,
       env: { ...process.env, NO_COLOR: '1', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],

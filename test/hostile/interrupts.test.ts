@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { cliPath, fixturesDir, runCli } from '../helpers/cli.js';
+import { cliNodeOptions, cliPath, fixturesDir, runCli } from '../helpers/cli.js';
 import { makeDockerArchive, makeTar } from '../helpers/tar.js';
 import { errorLine, listTree } from './harness.js';
 
@@ -117,7 +117,7 @@ async function interrupt(
   signal: NodeJS.Signals,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }> {
   const started = Date.now();
-  const child = spawn(process.execPath, [cliPath, ...args], {
+  const child = spawn(process.execPath, [...cliNodeOptions, cliPath, ...args], {
     env: { ...process.env, NO_COLOR: '1', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -2,7 +2,7 @@ import { ConfigError } from '../../errors.js';
 import { layerCreators, parseConfig } from '../../image/config.js';
 import { digestFromName } from '../../image/blob-names.js';
 import type { Image } from '../../image/image.js';
-import type { Layer } from '../../image/layer.js';
+import type { FileLocation, Layer } from '../../image/layer.js';
 import { DOCKER_LAYER_TYPES } from '../../image/media-types.js';
 import { isDigest, sha256, type Digest } from '../../util/digest.js';
 import type { Catalog } from '../catalog.js';
@@ -89,12 +89,19 @@ export async function buildImage(catalog: Catalog, refs: ImageRefs): Promise<Ima
       path,
       open: () => catalog.open(path),
       ...(createdBy === undefined ? {} : { createdBy }),
+      ...(located(catalog, path) ?? {}),
     };
     layers.push(layer);
   }
   const image: Image = { tags: refs.tags, id, platform: config.platform, configBytes, layers, history: config.history };
   if (refs.manifestDigest) image.manifestDigest = refs.manifestDigest;
   return image;
+}
+
+/** The layer's place in a file, when its catalog keeps entries in files. */
+function located(catalog: Catalog, path: string): { file: FileLocation } | undefined {
+  const file = catalog.location(path);
+  return file && { file: { path: file.path, offset: file.offset } };
 }
 
 export { isRecord } from '../../util/json.js';
