@@ -1,12 +1,10 @@
 import type { Readable, Writable } from 'node:stream';
 import { EngineError, EngineUnreachableError } from '../errors.js';
-import { chooseEngine, unreachable } from './reachability.js';
+import { chooseEngine, type EngineName, unreachable } from './reachability.js';
 import { type Child, startChild } from './child.js';
 import type { Platform } from '../image/image.js';
 import { isDigest, type Digest } from '../util/digest.js';
 import { isRecord } from '../util/json.js';
-
-import type { EngineName } from './reachability.js';
 
 export type { EngineName };
 

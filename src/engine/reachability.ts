@@ -31,6 +31,7 @@ export function unreachable(name: EngineName, stderr: string): EngineError | und
     return new EngineUnreachableError(name, denied[1]!, 'permission denied: run as a member of the docker group, or pass --engine podman');
   return undefined;
 }
+
 function isEngineName(value: string | undefined): value is EngineName {
   return value === 'docker' || value === 'podman';
 }
