@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
+import { assertMatchesSchema } from '../helpers/schemas.js';
 import { docker, enginesRequired, makeContext, normalizeTag, podman, randomContent, uniqueName, type TestEngine } from './engines.js';
 
 const work = await mkdtemp(join(tmpdir(), 'ddiff-e2e-bh-'));
@@ -88,6 +89,7 @@ for (const engine of [docker, podman]) {
       metadata: { base: { reference: string; needed: string[] }; images: { id: string }[] };
       included: number;
     };
+    assertMatchesSchema('diff', summary, 'build --diff --json');
     assert.equal(summary.metadata.base.reference, base, 'the base is the resolved final FROM');
     assert.deepEqual(summary.metadata.base.needed, baseInfo.diffIds);
     assert.equal(summary.included, 2, 'the COPY --from and COPY layers');

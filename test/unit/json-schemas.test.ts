@@ -6,25 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { Ajv, type ValidateFunction } from 'ajv';
 import { fixturesDir, repoRoot, runCli } from '../helpers/cli.js';
-
-const schemasDir = join(repoRoot, 'schemas');
-const ajv = new Ajv({ allErrors: true, strict: true });
-for (const file of readdirSync(schemasDir)) ajv.addSchema(JSON.parse(readFileSync(join(schemasDir, file), 'utf8')) as object);
-const ID = 'https://ddiff.invalid/schemas/';
-
-function validator(name: string): ValidateFunction {
-  const [file, pointer] = name.split('#');
-  const validate = ajv.getSchema(`${ID}${file}.schema.json${pointer ? `#${pointer}` : ''}`);
-  assert.ok(validate, `schema ${name} exists`);
-  return validate;
-}
-
-function assertValid(name: string, value: unknown, what: string): void {
-  const validate = validator(name);
-  assert.ok(validate(value), `${what} does not match schemas/${name}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(value)}`);
-}
+import { assertMatchesSchema, schemaValidator, schemasDir } from '../helpers/schemas.js';
 
 const base = join(fixturesDir, 'docker-base.tar');
 const app = join(fixturesDir, 'docker-app.tar');
@@ -51,13 +34,13 @@ test('every command prints JSON matching its schema, on stdout; errors as JSON o
   ];
   for (const [schema, args] of cases) {
     const { stdout, stderr } = await jsonOf(args);
-    assertValid(schema, stdout, args.join(' '));
+    assertMatchesSchema(schema, stdout, args.join(' '));
     assert.equal(stderr, '', `${args.join(' ')}: nothing on stderr`);
   }
   const failed = await jsonOf(['verify', '--json', bundle, '--base', fixture('podman-app.docker-archive.tar')], 1);
-  assertValid('verify', failed.stdout, 'verify --json of a base lacking layers');
+  assertMatchesSchema('verify', failed.stdout, 'verify --json of a base lacking layers');
   assert.equal((failed.stdout as { ok: boolean }).ok, false);
-  assertValid('error', JSON.parse(failed.stderr), 'its error on stderr');
+  assertMatchesSchema('error', JSON.parse(failed.stderr), 'its error on stderr');
   for (const [args, code] of [
     [['list', '--json', join(work, 'nope.tar')], 'bad-input'],
     [['diff', '--json', '--bogus'], 'usage'],
@@ -67,7 +50,7 @@ test('every command prints JSON matching its schema, on stdout; errors as JSON o
     assert.notEqual(r.code, 0);
     assert.equal(r.stdout, '');
     const error = JSON.parse(r.stderr) as { error: { code: string } };
-    assertValid('error', error, args.join(' '));
+    assertMatchesSchema('error', error, args.join(' '));
     assert.equal(error.error.code, code);
   }
 });
@@ -81,7 +64,7 @@ test("the README's JSON examples match the schemas, and every schema has an exam
   const examples = [...readme.matchAll(/<!-- json-example: (\S+) -->\n```json\n([\s\S]*?)\n```/g)];
   const documented = new Set<string>();
   for (const [, name, text] of examples) {
-    assertValid(name!, JSON.parse(text!), `README example for ${name}`);
+    assertMatchesSchema(name!, JSON.parse(text!), `README example for ${name}`);
     documented.add(name!.split('#')[0]!);
   }
   const schemas = readdirSync(schemasDir).map((f) => f.replace(/\.schema\.json$/, ''));
@@ -89,6 +72,6 @@ test("the README's JSON examples match the schemas, and every schema has an exam
 });
 
 test('a schema catches a changed shape (diff with layers as a count, as before)', () => {
-  assert.equal(validator('diff')({ schemaVersion: 1, bundle: 'b', size: 1, layers: 3, included: 1, metadata: {} }), false);
-  assert.equal(validator('load')({ schemaVersion: 1, images: [], base: null, mode: 'full', output: 'x', engine: null }), false);
+  assert.equal(schemaValidator('diff')({ schemaVersion: 1, bundle: 'b', size: 1, layers: 3, included: 1, metadata: {} }), false);
+  assert.equal(schemaValidator('load')({ schemaVersion: 1, images: [], base: null, mode: 'full', output: 'x', engine: null }), false);
 });
