@@ -10,7 +10,9 @@ import { DdiffError, errorMessage, ExitCode, UsageError } from './errors.js';
 import { isInterrupted } from './util/cleanup.js';
 
 const engineOption = () =>
-  new Option('--engine <name>', 'container engine for image references (env DDIFF_ENGINE)').choices(['docker', 'podman']);
+  new Option('--engine <name>', 'container engine for image references (env DDIFF_ENGINE)').choices(['docker', 'podman', 'containerd']);
+const namespaceOption = () =>
+  new Option('--namespace <ns>', 'containerd namespace (env CONTAINERD_NAMESPACE; default k8s.io when it exists, else default)');
 
 function out(text: string): void {
   if (text) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -32,6 +34,7 @@ function buildProgram(): Command {
     .argument('<input...>', 'archive file, layout directory, - (stdin), or image reference')
     .option('--json', 'print JSON (full sha256: digests)')
     .addOption(engineOption())
+    .addOption(namespaceOption())
     .action(async (inputs: string[], options: { json?: boolean; engine?: string }) => {
       const { list } = await import('./commands/list.js');
       await list(inputs, options, out);
@@ -51,6 +54,7 @@ function buildProgram(): Command {
     .option('--no-delta', 'store every new layer whole (default: a layer of a rebuilt base may be a file-level delta)')
     .option('--json', 'print a JSON summary')
     .addOption(engineOption())
+    .addOption(namespaceOption())
     .action(async (inputs: string[], options: DiffOptions) => {
       const { diff } = await import('./commands/diff.js');
       await diff(await expandGlobs(inputs), options, reporter);
@@ -67,6 +71,7 @@ function buildProgram(): Command {
     .option('--no-fast-path', "always send the complete image (skip Docker's classic-store shortcut)")
     .option('--json', 'print a JSON summary')
     .addOption(engineOption())
+    .addOption(namespaceOption())
     .action(async (bundle: string, options: LoadOptions) => {
       const { load } = await import('./commands/load.js');
       await load(bundle, options, reporter);
@@ -88,6 +93,7 @@ function buildProgram(): Command {
     .option('--base <ref|archive>', 'base to check')
     .option('--json', 'print JSON')
     .addOption(engineOption())
+    .addOption(namespaceOption())
     .action(async (bundle: string, options: LoadOptions) => (await import('./commands/verify.js')).verify(bundle, options, reporter));
 
   program
@@ -96,6 +102,7 @@ function buildProgram(): Command {
     .argument('[inputs...]', 'archives or image references (default: every local image)')
     .option('--json', 'print the have-list as JSON (the default when stdout is not a terminal)')
     .addOption(engineOption())
+    .addOption(namespaceOption())
     .action(async (inputs: string[], options: HaveOptions) => (await import('./commands/have.js')).have(inputs, options, reporter));
 
   program
@@ -106,6 +113,7 @@ function buildProgram(): Command {
     .option('-o, --output <file>', 'bundle file (with --diff)')
     .option('--json', 'print a JSON summary (with --diff)')
     .addOption(engineOption())
+    .addOption(namespaceOption())
     .argument('<build-args...>')
     .passThroughOptions()
     .allowUnknownOption()

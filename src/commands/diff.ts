@@ -3,7 +3,8 @@ import type { Catalog } from '../archive/catalog.js';
 import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
 import { DEFAULT_LEVELS, writeBundle, type LayerCompression } from '../bundle/write.js';
-import { Engine, type EngineChoice } from '../engine/engine.js';
+import type { EngineChoice } from '../engine/engine.js';
+import { chooseEngine } from '../engine/choose.js';
 import { errorMessage, UsageError } from '../errors.js';
 import { parsePlatform, type Image } from '../image/image.js';
 import { selectImages } from '../image/platform.js';
@@ -118,7 +119,7 @@ async function deltaSources(
 /** Opens a target so its layer bytes can be read: archives as they are, references via `save`. */
 async function openTarget(input: string, spoolDir: string, options: DiffOptions): Promise<Catalog> {
   if (await isArchivePath(input)) return openSeekableArchive(input, spoolDir);
-  const engine = Engine.choose(options);
+  const engine = chooseEngine(options);
   await engine.inspect(input); // a clear error for a missing image before a slow save
   const file = `${spoolDir}/target-${Date.now()}.tar`;
   await engine.save([input], file);

@@ -1,4 +1,5 @@
-import { Engine, type EngineChoice } from '../engine/engine.js';
+import type { EngineChoice } from '../engine/engine.js';
+import { chooseEngine } from '../engine/choose.js';
 import type { HaveList } from '../bundle/have-list.js';
 import type { Reporter } from './report.js';
 import { resolveInput } from './inputs.js';
@@ -11,7 +12,7 @@ export interface HaveOptions extends EngineChoice {
 export async function have(inputs: string[], options: HaveOptions, report: Reporter): Promise<void> {
   const images: HaveList['images'] = [];
   if (inputs.length === 0) {
-    const engine = Engine.choose(options);
+    const engine = chooseEngine(options);
     for (const image of await engine.localImages()) {
       images.push({ id: image.id, tags: image.tags, diffIds: image.diffIds, source: engine.name });
     }

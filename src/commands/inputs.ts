@@ -2,7 +2,8 @@ import { stat } from 'node:fs/promises';
 import type { Catalog } from '../archive/catalog.js';
 import { openArchive } from '../archive/open.js';
 import { readImages, verifyLayers, type ArchiveContents } from '../archive/read.js';
-import { Engine, type EngineChoice, type EngineImage } from '../engine/engine.js';
+import type { Engine, EngineChoice, EngineImage } from '../engine/engine.js';
+import { chooseEngine } from '../engine/choose.js';
 
 export interface InputOptions extends EngineChoice {}
 
@@ -30,7 +31,7 @@ export async function resolveInput(input: string, options: InputOptions & { veri
     if (options.verify) await verifyLayers(catalog, contents.images);
     return { kind: 'archive', source: catalog.source, catalog, contents, images: contents.images };
   }
-  const engine = Engine.choose(options);
+  const engine = chooseEngine(options);
   const image = await engine.inspect(input);
   return { kind: 'engine', source: `${engine.name}:${input}`, engine, image, images: [] };
 }

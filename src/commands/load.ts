@@ -1,9 +1,12 @@
 import type { BundleImage } from '../bundle/format.js';
 import { type Bundle, verifyBundle, withBundle } from '../bundle/read.js';
-import { Engine, type EngineChoice } from '../engine/engine.js';
+import type { Engine, EngineChoice } from '../engine/engine.js';
+import { chooseEngine } from '../engine/choose.js';
 import { DdiffError } from '../errors.js';
 import { chooseBase } from '../load/base.js';
-import { fastPathOmissions } from '../load/fast-path.js';
+import { contentStoreOmissions, fastPathOmissions } from '../load/fast-path.js';
+import { Containerd } from '../engine/containerd.js';
+import type { OmittedLayer } from '../image/layer.js';
 import { rebuildDeltaLayers } from '../load/delta-layers.js';
 import { planArchive } from '../load/plan.js';
 import { loadIntoEngine, writeToFile, writeToStream } from '../load/sinks.js';
@@ -53,7 +56,7 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
   const needed = neededFromBase(bundle, images);
   const toEngine = options.output === undefined;
   let engine: Engine | undefined;
-  const getEngine = () => (engine ??= Engine.choose(options));
+  const getEngine = () => (engine ??= chooseEngine(options));
   const spool = await tempDir('ddiff-load-');
   try {
     const preferEngine = toEngine && options.fastPath !== false;
@@ -64,10 +67,13 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
     if (verifiedResult.status === 'rejected') throw verifiedResult.reason;
     if (baseResult.status === 'rejected') throw baseResult.reason;
     const base = baseResult.value;
-    let omit: Set<Digest> | undefined;
+    let omit: Map<Digest, OmittedLayer> | undefined;
     if (preferEngine && base.kind === 'engine' && base.engine.name === 'docker') {
       const target = getEngine();
       if (target.name === 'docker' && (await target.hasClassicStore())) omit = fastPathOmissions(images, base.images);
+    }
+    if (preferEngine && base.kind === 'engine' && base.engine instanceof Containerd && base.engine === getEngine()) {
+      omit = contentStoreOmissions(needed, base.images, await base.engine.contentDigests());
     }
     const rebuilt = await rebuildDeltaLayers(bundle, images, base, spool.path);
     const job = planArchive(bundle, images, base, needed, omit, rebuilt);

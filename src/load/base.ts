@@ -101,7 +101,7 @@ export async function chooseBase(
   const candidates = [...bundle.metadata.base.ids, ...bundle.metadata.base.tags, ...(recorded ? [recorded] : [])];
   if (options.preferEngine) {
     const eng = tryEngine(engine);
-    const images = eng?.name === 'docker' ? await findEngineImages(eng, candidates, needed) : undefined;
+    const images = eng?.name === 'docker' || eng?.name === 'containerd' ? await findEngineImages(eng, candidates, needed) : undefined;
     if (eng && images) return engineSource(eng, images);
   }
   if (recorded !== undefined && recorded !== '-' && (await isArchivePath(recorded))) {
