@@ -16,9 +16,10 @@ import type { DeltaSources } from '../bundle/delta-stage.js';
 import { pipeline } from 'node:stream';
 import { type Layer, openUncompressed, verifyingUncompressed } from '../image/layer.js';
 import type { Reporter } from './report.js';
+import type { RegistryOptions } from '../registry/connect.js';
 import { isArchivePath, resolveInput } from './inputs.js';
 
-export interface DiffOptions extends EngineChoice {
+export interface DiffOptions extends EngineChoice, RegistryOptions {
   have?: string;
   /** false (--no-delta): every new layer whole. */
   delta?: boolean;
@@ -62,6 +63,11 @@ type DescribedBase = BaseInfo & { layers?: (spoolDir: string) => Promise<Layer[]
 
 async function describeBase(input: string, options: DiffOptions): Promise<DescribedBase> {
   const resolved = await resolveInput(input, { ...options, verify: false });
+  if (resolved.kind === 'registry') {
+    // A registry base is read for its diffIDs only: deltas would need its layers' bytes.
+    const { image } = resolved;
+    return { reference: input, ids: [image.id], tags: image.tags, diffIds: new Set(image.diffIds) };
+  }
   if (resolved.kind === 'engine') {
     const { engine, image } = resolved;
     return {

@@ -2,9 +2,10 @@ import type { EngineChoice } from '../engine/engine.js';
 import { chooseEngine } from '../engine/choose.js';
 import type { HaveList } from '../bundle/have-list.js';
 import type { Reporter } from './report.js';
+import type { RegistryOptions } from '../registry/connect.js';
 import { resolveInput } from './inputs.js';
 
-export interface HaveOptions extends EngineChoice {
+export interface HaveOptions extends EngineChoice, RegistryOptions {
   json?: boolean;
 }
 
@@ -19,7 +20,7 @@ export async function have(inputs: string[], options: HaveOptions, report: Repor
   }
   for (const input of inputs) {
     const resolved = await resolveInput(input, { ...options, verify: false });
-    if (resolved.kind === 'engine') {
+    if (resolved.kind !== 'archive') {
       const { id, tags, diffIds } = resolved.image;
       images.push({ id, tags, diffIds, source: resolved.source });
     } else {
