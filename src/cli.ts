@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// Longer than most modules because it is the whole command-line table: every command and option, in one place.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { DiffOptions } from './commands/diff.js';
 import type { Reporter } from './commands/report.js';

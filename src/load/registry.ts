@@ -17,7 +17,7 @@ import { sha256, type Digest } from '../util/digest.js';
 import { type BaseSource, chooseBase } from './base.js';
 import { rebuildDeltaLayers } from './delta-layers.js';
 
-export interface RegistryLoadOptions extends RegistryOptions {
+interface RegistryLoadOptions extends RegistryOptions {
   to: string;
   base?: string;
 }

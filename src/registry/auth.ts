@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { errorMessage, RegistryError } from '../errors.js';
 import { isRecord } from '../util/json.js';
+import { describeFailure, send } from './http.js';
 
 export interface Credentials {
   username: string;
@@ -73,6 +75,48 @@ export function credentialsFor(host: string): Credentials | undefined {
   return undefined;
 }
 
-export function basicAuthorization(credentials: Credentials): string {
+function basicAuthorization(credentials: Credentials): string {
   return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+}
+
+/**
+ * The Authorization header a 401's challenge asks for: Basic with the configured credentials,
+ * or a bearer token from the challenge's realm for its scope plus `scopes` (all a push will
+ * need, so that later streamed uploads never meet a 401 they could not replay).
+ */
+export async function authorize(
+  host: string,
+  step: string,
+  challenge: Challenge | undefined,
+  options: { credentials: Credentials | undefined; scopes: string[]; insecure: boolean },
+): Promise<string> {
+  const { credentials } = options;
+  if (challenge?.scheme === 'basic' || (challenge === undefined && credentials)) {
+    if (!credentials) {
+      throw new RegistryError(host, step, 'HTTP 401: the registry wants credentials and none are configured for it', { status: 401 });
+    }
+    return basicAuthorization(credentials);
+  }
+  const realm = challenge?.scheme === 'bearer' ? challenge.params.realm : undefined;
+  if (!realm) throw new RegistryError(host, step, 'HTTP 401 without a usable authentication challenge', { status: 401 });
+  const tokenUrl = new URL(realm);
+  if (challenge?.params.service) tokenUrl.searchParams.set('service', challenge.params.service);
+  for (const scope of new Set([...(challenge?.params.scope ? [challenge.params.scope] : []), ...options.scopes])) {
+    tokenUrl.searchParams.append('scope', scope);
+  }
+  const tokenStep = `${step} (token from ${tokenUrl.host})`;
+  const headers: Record<string, string> = credentials ? { Authorization: basicAuthorization(credentials) } : {};
+  const answer = await send(tokenUrl, { method: 'GET', headers, insecure: options.insecure }).catch((error: unknown) => {
+    throw new RegistryError(host, tokenStep, `connection failed: ${errorMessage(error)}`);
+  });
+  if (answer.status !== 200) throw new RegistryError(host, tokenStep, await describeFailure(answer), { status: answer.status });
+  let token: unknown;
+  try {
+    const doc = JSON.parse(await answer.text()) as unknown;
+    token = isRecord(doc) ? (doc.token ?? doc.access_token) : undefined;
+  } catch {
+    token = undefined;
+  }
+  if (typeof token !== 'string' || !token) throw new RegistryError(host, tokenStep, 'the token server answered without a token');
+  return `Bearer ${token}`;
 }

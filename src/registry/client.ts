@@ -1,13 +1,13 @@
+// Longer than most modules because the registry API is one client: each step of a push or a read is one method here.
 import { createHash } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { errorMessage, RegistryError } from '../errors.js';
 import { MediaTypes } from '../image/media-types.js';
 import type { Digest } from '../util/digest.js';
-import { isRecord } from '../util/json.js';
-import { basicAuthorization, type Challenge, type Credentials, credentialsFor, parseChallenge } from './auth.js';
-import { type HttpRequest, type HttpResponse, send } from './http.js';
+import { authorize, type Credentials, credentialsFor, parseChallenge } from './auth.js';
+import { describeFailure, type HttpRequest, type HttpResponse, send } from './http.js';
 
-export interface ClientOptions {
+interface ClientOptions {
   /** false (`--tls-verify=false`): no certificate check, and plain HTTP when the registry speaks no TLS. */
   tlsVerify: boolean;
   /** Token scopes asked for up front (`repository:team/app:pull,push`), so a streamed upload never meets a 401. */
@@ -20,24 +20,6 @@ const MANIFEST_TYPES = [MediaTypes.ociManifest, MediaTypes.ociIndex, MediaTypes.
 function isLoopback(host: string): boolean {
   const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return name === 'localhost' || name === '::1' || /^127\./.test(name);
-}
-
-/** The registry's own error text (`{"errors":[{"code","message"}]}`), else the status line. */
-async function describeFailure(response: HttpResponse): Promise<string> {
-  const text = await response.text().catch(() => '');
-  let said = '';
-  try {
-    const doc = JSON.parse(text) as unknown;
-    if (isRecord(doc) && Array.isArray(doc.errors)) {
-      said = doc.errors
-        .filter(isRecord)
-        .map((e) => [e.code, e.message].filter((x) => typeof x === 'string' && x).join(' '))
-        .join('; ');
-    }
-  } catch {
-    said = text.trim().split('\n')[0]?.slice(0, 200) ?? '';
-  }
-  return `HTTP ${response.status}${said ? ` (${said})` : ''}`;
 }
 
 /**
@@ -77,7 +59,11 @@ export class RegistryClient {
     if (response.status === 401 && replayable) {
       const challenge = parseChallenge(String(response.headers['www-authenticate'] ?? ''));
       await response.drain();
-      await this.authenticate(step, challenge);
+      this.authorization = await authorize(this.host, step, challenge, {
+        credentials: this.credentials,
+        scopes: this.options.scopes,
+        insecure: !this.options.tlsVerify,
+      });
       response = await attempt();
     }
     if (!expect.includes(response.status)) {
@@ -92,36 +78,6 @@ export class RegistryClient {
       );
     }
     return response;
-  }
-
-  private async authenticate(step: string, challenge: Challenge | undefined): Promise<void> {
-    if (challenge?.scheme === 'basic' || (challenge === undefined && this.credentials)) {
-      if (!this.credentials)
-        throw new RegistryError(this.host, step, 'HTTP 401: the registry wants credentials and none are configured for it', {
-          status: 401,
-        });
-      this.authorization = basicAuthorization(this.credentials);
-      return;
-    }
-    const realm = challenge?.scheme === 'bearer' ? challenge.params.realm : undefined;
-    if (!realm) throw new RegistryError(this.host, step, 'HTTP 401 without a usable authentication challenge', { status: 401 });
-    const tokenUrl = new URL(realm);
-    if (challenge?.params.service) tokenUrl.searchParams.set('service', challenge.params.service);
-    for (const scope of new Set([...(challenge?.params.scope ? [challenge.params.scope] : []), ...this.options.scopes])) {
-      tokenUrl.searchParams.append('scope', scope);
-    }
-    const headers: Record<string, string> = this.credentials ? { Authorization: basicAuthorization(this.credentials) } : {};
-    const answer = await send(tokenUrl, { method: 'GET', headers, insecure: !this.options.tlsVerify }).catch((error: unknown) => {
-      throw new RegistryError(this.host, `${step} (token from ${tokenUrl.host})`, `connection failed: ${errorMessage(error)}`);
-    });
-    if (answer.status !== 200) {
-      throw new RegistryError(this.host, `${step} (token from ${tokenUrl.host})`, await describeFailure(answer), { status: answer.status });
-    }
-    const doc = JSON.parse(await answer.text()) as unknown;
-    const token = isRecord(doc) ? (doc.token ?? doc.access_token) : undefined;
-    if (typeof token !== 'string' || !token)
-      throw new RegistryError(this.host, `${step} (token)`, 'the token server answered without a token');
-    this.authorization = `Bearer ${token}`;
   }
 
   /** `GET /v2/`: reachability, TLS (falling back to plain HTTP with --tls-verify=false) and credentials, before any upload. */

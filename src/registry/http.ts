@@ -1,9 +1,10 @@
 import { type IncomingHttpHeaders, type IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
+import { isRecord } from '../util/json.js';
 
 /** JSON documents (manifests, configs, token answers, error bodies) longer than this are refused. */
-export const MAX_DOCUMENT = 8 << 20;
+const MAX_DOCUMENT = 8 << 20;
 
 export interface HttpResponse {
   status: number;
@@ -106,4 +107,22 @@ export function send(url: URL, options: HttpRequest): Promise<HttpResponse> {
       body.pipe(req);
     }
   });
+}
+
+/** The registry's own error text (`{"errors":[{"code","message"}]}`), else the status line. */
+export async function describeFailure(response: HttpResponse): Promise<string> {
+  const text = await response.text().catch(() => '');
+  let said = '';
+  try {
+    const doc = JSON.parse(text) as unknown;
+    if (isRecord(doc) && Array.isArray(doc.errors)) {
+      said = doc.errors
+        .filter(isRecord)
+        .map((e) => [e.code, e.message].filter((x) => typeof x === 'string' && x).join(' '))
+        .join('; ');
+    }
+  } catch {
+    said = text.trim().split('\n')[0]?.slice(0, 200) ?? '';
+  }
+  return `HTTP ${response.status}${said ? ` (${said})` : ''}`;
 }

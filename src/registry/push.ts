@@ -17,7 +17,7 @@ export function emptyStats(): PushStats {
 }
 
 /** Where a missing blob can come from: repositories of the same registry that hold it, and its bytes here. */
-export interface BlobSource {
+interface BlobSource {
   mountFrom?: string[];
   body?: Buffer | (() => Readable);
 }
