@@ -95,6 +95,7 @@ export function parseBuildCommand(args: string[]): BuildArgs {
 export async function build(args: string[], options: BuildOptions, report: Reporter): Promise<void> {
   const parsed = parseBuildCommand(args);
   const engine = chooseEngine(options);
+  if (engine.name === 'containerd') throw new UsageError('build runs docker build or podman build; containerd (ctr) builds nothing');
   let base: string | undefined;
   if (options.diff) {
     if (parsed.dockerfile === '-') throw new UsageError('build --diff needs a Dockerfile file, not stdin');
