@@ -16,7 +16,7 @@ interface ClientOptions {
 
 const MANIFEST_TYPES = [MediaTypes.ociManifest, MediaTypes.ociIndex, MediaTypes.dockerManifest, MediaTypes.dockerManifestList];
 
-/** Loopback registries speak plain HTTP, as Docker allows without configuration. */
+/** Loopback registries may have no TLS or a self-signed certificate, as Docker allows without configuration. */
 function isLoopback(host: string): boolean {
   const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return name === 'localhost' || name === '::1' || /^127\./.test(name);
@@ -31,14 +31,16 @@ function isLoopback(host: string): boolean {
 export class RegistryClient {
   private authorization: string | undefined;
   private readonly credentials: Credentials | undefined;
-  private scheme: 'https:' | 'http:';
+  private scheme: 'https:' | 'http:' = 'https:';
+  /** No certificate check, and plain HTTP when TLS fails: `--tls-verify=false`, or a loopback host (as Docker treats 127.0.0.0/8). */
+  private readonly insecure: boolean;
 
   constructor(
     readonly host: string,
     private readonly options: ClientOptions,
   ) {
     this.credentials = credentialsFor(host);
-    this.scheme = isLoopback(host) ? 'http:' : 'https:';
+    this.insecure = !options.tlsVerify || isLoopback(host);
   }
 
   private url(path: string): URL {
@@ -50,7 +52,7 @@ export class RegistryClient {
     const url = typeof target === 'string' ? this.url(target) : target;
     const attempt = () => {
       const headers = { ...init.headers, ...(this.authorization ? { Authorization: this.authorization } : {}) };
-      return send(url, { ...init, headers, insecure: !this.options.tlsVerify }).catch((error: unknown) => {
+      return send(url, { ...init, headers, insecure: this.insecure }).catch((error: unknown) => {
         throw new RegistryError(this.host, step, `connection failed: ${errorMessage(error)}`, { cause: error });
       });
     };
@@ -62,7 +64,7 @@ export class RegistryClient {
       this.authorization = await authorize(this.host, step, challenge, {
         credentials: this.credentials,
         scopes: this.options.scopes,
-        insecure: !this.options.tlsVerify,
+        insecure: this.insecure,
       });
       response = await attempt();
     }
@@ -86,7 +88,7 @@ export class RegistryClient {
       await (await this.request('connecting', '/v2/', { method: 'GET' }, [200])).drain();
     } catch (error) {
       const broken = error instanceof RegistryError && error.status === undefined;
-      if (!broken || this.options.tlsVerify || this.scheme === 'http:') throw error;
+      if (!broken || !this.insecure || this.scheme === 'http:') throw error;
       this.scheme = 'http:';
       await (await this.request('connecting', '/v2/', { method: 'GET' }, [200])).drain();
     }
@@ -122,7 +124,7 @@ export class RegistryClient {
     await send(location, {
       method: 'DELETE',
       headers: this.authorization ? { Authorization: this.authorization } : {},
-      insecure: !this.options.tlsVerify,
+      insecure: this.insecure,
     }).then(
       (r) => r.drain(),
       () => undefined,
@@ -222,7 +224,7 @@ export class RegistryClient {
     if (response.status === 200) return response.bytes();
     // Registries with object storage redirect blob reads there; the redirect carries its own authorization.
     await response.drain();
-    const moved = await send(this.location(response, '/'), { method: 'GET', insecure: !this.options.tlsVerify }).catch((error: unknown) => {
+    const moved = await send(this.location(response, '/'), { method: 'GET', insecure: this.insecure }).catch((error: unknown) => {
       throw new RegistryError(this.host, step, `connection failed: ${errorMessage(error)}`);
     });
     if (moved.status !== 200) throw new RegistryError(this.host, step, await describeFailure(moved), { status: moved.status });

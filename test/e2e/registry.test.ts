@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import { type CliResult, runCli } from '../helpers/cli.js';
-import { MTIME, podman, runPrefix } from './engines.js';
+import { docker, MTIME, podman, runPrefix } from './engines.js';
 import { type CountingProxy, needs, type Registry, registryReason, skopeoReason, startProxy, startRegistry } from './servers.js';
-import { type Crafted, freshDirs, NO_ENGINE, once, tarOf, writeDockerArchive } from './support.js';
+import { type Crafted, DOCKER_ENV, freshDirs, loadCrafted, NO_ENGINE, once, tarOf, writeDockerArchive } from './support.js';
 
 const work = await mkdtemp(join(tmpdir(), 'ddiff-e2e-registry-'));
 const fresh = freshDirs(work);
@@ -25,6 +25,7 @@ const started: { stop: () => Promise<void> }[] = [];
 after(async () => {
   for (const server of started.reverse()) await server.stop();
   await podman.cleanup();
+  await docker.cleanup();
   await rm(work, { recursive: true, force: true });
 });
 
@@ -271,4 +272,39 @@ test('a registry that wants credentials: 401 without them (one line, exit 125), 
   await ok(args, { REGISTRY_AUTH_FILE: authFile });
   const raw = skopeo(['inspect', '--tls-verify=false', '--raw', '--creds', 'ddiff:ddiff-secret', `docker://${ref}`]);
   assert.equal((JSON.parse(raw) as { config: { digest: string } }).config.digest, pair.app.id);
+});
+
+test('a loopback registry with a self-signed certificate is used over TLS without a check, as Docker does', async (t) => {
+  if (!needs(t, [registryReason(), skopeoReason()])) return;
+  const registry = await startRegistry(await fresh('tls-registry'), { tls: true });
+  started.push(registry);
+  const pair = await makePair();
+  const ref = `${registry.host}/${runPrefix}/tls:1`;
+  await ok(['load', pair.bundle, '--base', pair.baseArchive, '--to', `docker://${ref}`]);
+  assert.equal(registryImageId(ref), pair.app.id);
+});
+
+test('base layers the registry lacks stream from the local Docker image into the registry (PATCH as they pass)', async (t) => {
+  const dockerReason = await docker.unavailableReason();
+  const s = await setUp(t, [dockerReason === undefined ? undefined : `docker: ${dockerReason}`]);
+  if (!s) return;
+  const pair = await makePair();
+  await loadCrafted(docker, pair.baseArchive, [pair.base]);
+  await rm(pair.baseArchive); // else the archive recorded at diff time is the base
+  const first = s.proxy.requests.length;
+  const ref = `${s.proxy.host}/${runPrefix}/from-docker:1`;
+  const out = JSON.parse(
+    await ok(['load', '--json', pair.bundle, '--to', `docker://${ref}`], {
+      ...DOCKER_ENV,
+      PATH: process.env.PATH,
+      DOCKER_HOST: process.env.DOCKER_HOST,
+    }),
+  ) as {
+    base: string;
+    blobs: { uploaded: number };
+  };
+  assert.equal(out.blobs.uploaded, 4);
+  const patched = s.proxy.requests.slice(first).filter((r) => r.method === 'PATCH');
+  assert.equal(patched.length, 1, 'the one base layer of the save streamed up');
+  assert.equal(registryImageId(`${s.registry.host}/${runPrefix}/from-docker:1`), pair.app.id);
 });

@@ -10,6 +10,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -60,15 +61,42 @@ export interface Registry {
 export const HTPASSWD_LINE = 'ddiff:$2b$04$.zGhJ2sgIT5bd4vzWplvdOkaFBOwtJ/Gvt4AmbsdOkN8gyUjcCkJi';
 
 /** Starts `docker-registry serve` on a free loopback port with storage under `dir`; resolves once `/v2/` answers. */
-export async function startRegistry(dir: string, options: { htpasswd?: boolean } = {}): Promise<Registry> {
+export async function startRegistry(dir: string, options: { htpasswd?: boolean; tls?: boolean } = {}): Promise<Registry> {
   await mkdir(join(dir, 'storage'), { recursive: true });
   const port = await freePort();
+  let tls = '';
+  if (options.tls) {
+    const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+    const made = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { encoding: 'utf8' },
+    );
+    if (made.status !== 0) throw new Error(`openssl could not make a certificate: ${made.stderr}`);
+    tls = `  tls:\n    certificate: ${cert}\n    key: ${key}\n`;
+  }
   const auth = options.htpasswd ? `auth:\n  htpasswd:\n    realm: ddiff-test\n    path: ${join(dir, 'htpasswd')}\n` : '';
   if (options.htpasswd) await writeFile(join(dir, 'htpasswd'), `${HTPASSWD_LINE}\n`);
   const config = join(dir, 'config.yml');
   await writeFile(
     config,
-    `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'storage')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${auth}`,
+    `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'storage')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${tls}${auth}`,
   );
   const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -81,10 +109,14 @@ export async function startRegistry(dir: string, options: { htpasswd?: boolean }
   };
   for (let waited = 0; ; waited += 100) {
     const status = await new Promise<number>((resolve) => {
-      const req = request(`http://127.0.0.1:${port}/v2/`, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = (options.tls ? httpsRequest : request)(
+        `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}/v2/`,
+        { rejectUnauthorized: false },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', () => resolve(0));
       req.end();
     });
