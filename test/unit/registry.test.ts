@@ -1,13 +1,14 @@
 // The registry client's pure parts, and its bearer-token flow against a token server written
 // here (no token server ships with the real registry the e2e tests run).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RegistryError } from '../../src/errors.js';
+import { fixturesDir, runCli } from '../helpers/cli.js';
 import { type Challenge, credentialsFor, parseChallenge } from '../../src/registry/auth.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { imageManifest } from '../../src/registry/push.js';
@@ -114,4 +115,25 @@ test('a bearer challenge is answered with a token for the challenge and every sc
 test('a registry that cannot be reached is one error naming it and the step', async () => {
   const client = new RegistryClient('127.0.0.1:9', { tlsVerify: true, scopes: [] });
   await assert.rejects(client.ping(), /^RegistryError: registry 127\.0\.0\.1:9: connecting: connection failed: .*ECONNREFUSED/);
+});
+
+test('load --to: bad combinations are usage errors, an unreachable registry one line with exit 125; nothing is left behind', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ddiff-to-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const bundle = join(dir, 'app.ddiff');
+  const made = await runCli(['diff', join(fixturesDir, 'docker-base.tar'), join(fixturesDir, 'docker-app.tar'), '-o', bundle]);
+  assert.equal(made.code, 0, made.stderr);
+  const cases: [string[], number, RegExp][] = [
+    [['--base', 'docker://127.0.0.1:9/base:1'], 2, /a registry base serves only load --to/],
+    [['--to', 'docker://127.0.0.1:9/app:1', '-o', join(dir, 'out.tar')], 2, /--to and -o exclude each other/],
+    [['--to', `docker://127.0.0.1:9/app@sha256:${'a'.repeat(64)}`], 2, /name a tag, not a digest/],
+    [['--to', 'docker://127.0.0.1:9/app:1'], 125, /^ddiff: error: registry 127\.0\.0\.1:9: connecting: connection failed: .*ECONNREFUSED/],
+  ];
+  for (const [args, code, message] of cases) {
+    const r = await runCli(['load', bundle, ...args], { env: { DDIFF_TMPDIR: dir } });
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr.trim(), message);
+  }
+  assert.deepEqual(await readdir(dir), ['app.ddiff']);
 });
