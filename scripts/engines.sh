@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Private container engines for ddiff's tests and fixtures.
 #
-#   eval "$(scripts/engines.sh start)"   # start (or reuse) a private dockerd, print exports
-#   scripts/engines.sh stop              # stop the dockerd named in our own pidfile
-#   scripts/engines.sh status            # exit 0 when our dockerd is alive and answering
+#   eval "$(scripts/engines.sh start)"   # start (or reuse) a private dockerd and containerd, print exports
+#   scripts/engines.sh stop              # stop the dockerd (and containerd) named in our own pidfiles
+#   scripts/engines.sh status            # exit 0 when our dockerd is alive and answering (containerd reported)
 #
 # Everything lives under DIR = ${DDIFF_ENGINE_DIR:-/tmp/ddiff-engines}:
 #   data/ exec/ dockerd.pid docker.sock dockerd.log [storage.conf podman/]
@@ -256,7 +256,13 @@ cmd_stop() {
 }
 
 cmd_status() {
-  local pid
+  local pid cpid
+  cpid="$(our_containerd_pid)"
+  if [ -n "$cpid" ] && containerd_answers; then
+    log "containerd running (pid $cpid) on $CSOCK"
+  else
+    log "containerd not running (pidfile $CPIDFILE)"
+  fi
   pid="$(our_pid)"
   if [ -n "$pid" ] && docker_answers; then
     log "dockerd running (pid $pid) on unix://$SOCK"
