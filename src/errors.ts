@@ -61,6 +61,18 @@ export class EngineError extends DdiffError {
   }
 }
 
+/**
+ * A registry refused, failed or broke off: one line naming the registry and the step (as
+ * `registry HOST: STEP: what happened`), exit 125 like an engine failure.
+ */
+export class RegistryError extends DdiffError {
+  readonly status: number | undefined;
+  constructor(registry: string, step: string, problem: string, options: { status?: number; cause?: unknown } = {}) {
+    super(`registry ${registry}: ${step}: ${problem}`, { exitCode: ExitCode.engine, cause: options.cause });
+    this.status = options.status;
+  }
+}
+
 /** Layers needed to rebuild an image are not available from the base. */
 export class MissingLayersError extends DdiffError {}
 

@@ -1,4 +1,5 @@
-import { Command, CommanderError, Option } from 'commander';
+// Longer than most modules because it is the whole command-line table: every command and option, in one place.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { DiffOptions } from './commands/diff.js';
 import type { Reporter } from './commands/report.js';
 import type { BuildOptions } from './commands/build.js';
@@ -9,7 +10,19 @@ import { DdiffError, errorMessage, ExitCode, UsageError } from './errors.js';
 import { isInterrupted } from './util/cleanup.js';
 
 const engineOption = () =>
-  new Option('--engine <name>', 'container engine for image references (env DDIFF_ENGINE)').choices(['docker', 'podman']);
+  new Option('--engine <name>', 'container engine for image references (env DDIFF_ENGINE)').choices(['docker', 'podman', 'containerd']);
+const tlsVerifyOption = () =>
+  new Option(
+    '--tls-verify <bool>',
+    'for docker:// registries: verify TLS certificates (false: also plain HTTP; loopback is always plain HTTP)',
+  )
+    .choices(['true', 'false'])
+    .argParser((value: string) => {
+      if (value !== 'true' && value !== 'false') throw new InvalidArgumentError('expected true or false');
+      return value === 'true';
+    });
+const namespaceOption = () =>
+  new Option('--namespace <ns>', 'containerd namespace (env CONTAINERD_NAMESPACE; default k8s.io when it exists, else default)');
 
 function out(text: string): void {
   if (text) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -28,9 +41,11 @@ function buildProgram(): Command {
   program
     .command('list')
     .description('list the images, platforms and layers of archives, directories or local images')
-    .argument('<input...>', 'archive file, layout directory, - (stdin), or image reference')
+    .argument('<input...>', 'archive file, layout directory, - (stdin), image reference, or docker://HOST/REPO:TAG')
     .option('--json', 'print JSON (full sha256: digests)')
     .addOption(engineOption())
+    .addOption(namespaceOption())
+    .addOption(tlsVerifyOption())
     .action(async (inputs: string[], options: { json?: boolean; engine?: string }) => {
       const { list } = await import('./commands/list.js');
       await list(inputs, options, out);
@@ -50,6 +65,8 @@ function buildProgram(): Command {
     .option('--no-delta', 'store every new layer whole (default: a layer of a rebuilt base may be a file-level delta)')
     .option('--json', 'print a JSON summary')
     .addOption(engineOption())
+    .addOption(namespaceOption())
+    .addOption(tlsVerifyOption())
     .action(async (inputs: string[], options: DiffOptions) => {
       const { diff } = await import('./commands/diff.js');
       await diff(await expandGlobs(inputs), options, reporter);
@@ -63,9 +80,12 @@ function buildProgram(): Command {
     .option('--base <ref|archive>', 'where the base layers are (default: the recorded base, else any local image holding them)')
     .option('-o, --output <file>', 'write the rebuilt image archive here instead of loading it (- for stdout)')
     .option('--image <tag|id>', 'load only this image of the bundle')
+    .option('--to <docker://HOST/REPO:TAG>', 'push the image into this registry (only the blobs it lacks) instead of loading it')
     .option('--no-fast-path', "always send the complete image (skip Docker's classic-store shortcut)")
     .option('--json', 'print a JSON summary')
     .addOption(engineOption())
+    .addOption(namespaceOption())
+    .addOption(tlsVerifyOption())
     .action(async (bundle: string, options: LoadOptions) => {
       const { load } = await import('./commands/load.js');
       await load(bundle, options, reporter);
@@ -87,6 +107,7 @@ function buildProgram(): Command {
     .option('--base <ref|archive>', 'base to check')
     .option('--json', 'print JSON')
     .addOption(engineOption())
+    .addOption(namespaceOption())
     .action(async (bundle: string, options: LoadOptions) => (await import('./commands/verify.js')).verify(bundle, options, reporter));
 
   program
@@ -95,6 +116,8 @@ function buildProgram(): Command {
     .argument('[inputs...]', 'archives or image references (default: every local image)')
     .option('--json', 'print the have-list as JSON (the default when stdout is not a terminal)')
     .addOption(engineOption())
+    .addOption(namespaceOption())
+    .addOption(tlsVerifyOption())
     .action(async (inputs: string[], options: HaveOptions) => (await import('./commands/have.js')).have(inputs, options, reporter));
 
   program
@@ -105,6 +128,7 @@ function buildProgram(): Command {
     .option('-o, --output <file>', 'bundle file (with --diff)')
     .option('--json', 'print a JSON summary (with --diff)')
     .addOption(engineOption())
+    .addOption(namespaceOption())
     .argument('<build-args...>')
     .passThroughOptions()
     .allowUnknownOption()

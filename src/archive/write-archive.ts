@@ -11,6 +11,7 @@ import {
   verifyingUncompressed,
 } from '../image/layer.js';
 import { MediaTypes, OCI_LAYER_TYPES } from '../image/media-types.js';
+import { normalizedName } from '../image/reference.js';
 import { TarWriter } from '../tar/writer.js';
 import type { Compression } from '../util/compression.js';
 import { sha256, type Digest } from '../util/digest.js';
@@ -43,6 +44,8 @@ export interface ArchiveWriterOptions {
   renamable?: boolean;
   /** Compressions the reader of the archive cannot take: such layers are written uncompressed. */
   inflate?: ReadonlySet<Compression>;
+  /** containerd reads the archive: full image names (`docker.io/library/…`) in the index. */
+  normalizeNames?: boolean;
 }
 
 /** A layer's place in the archive being written: what the manifests say of it. */
@@ -51,13 +54,18 @@ interface Placed {
   digest: Digest;
   size: number;
   compression: Compression;
+  /** The media type the reader knows the blob by (layers it holds already). */
+  mediaType?: string;
 }
 
-/** The OCI ref-name annotation wants the tag alone; containerd's wants the full name. */
-function annotationsFor(tag: string): Record<string, string> {
+/**
+ * The OCI ref-name annotation wants the tag alone; containerd's wants the full name, which
+ * containerd keeps exactly as written (so, for it, normalized as Kubernetes looks names up).
+ */
+function annotationsFor(tag: string, normalize: boolean): Record<string, string> {
   const colon = tag.lastIndexOf(':');
   const bare = colon > tag.lastIndexOf('/') ? tag.slice(colon + 1) : 'latest';
-  return { 'io.containerd.image.name': tag, 'org.opencontainers.image.ref.name': bare };
+  return { 'io.containerd.image.name': normalize ? normalizedName(tag) : tag, 'org.opencontainers.image.ref.name': bare };
 }
 
 /**
@@ -108,10 +116,19 @@ export class ImageArchiveWriter {
     const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
     const ociImages: { image: ImageToWrite; layers: Placed[] }[] = [];
     let complete = true;
+    let heldByReader = false;
     for (const image of images) {
       const layerPaths: string[] = [];
       const placedLayers: Placed[] = [];
       for (const layer of image.layers) {
+        if ('omitted' in layer && layer.stored) {
+          // containerd finds the blob in its content store: the OCI manifest names it, no entry holds it.
+          const { digest, size, mediaType } = layer.stored;
+          layerPaths.push(blobPath(digest));
+          placedLayers.push({ entry: blobPath(digest), digest, size, compression: 'none', mediaType });
+          heldByReader = true;
+          continue;
+        }
         if ('omitted' in layer) {
           // Docker's classic store finds the layer by its chain and never opens this name.
           layerPaths.push(blobPath(layer.diffId));
@@ -129,7 +146,8 @@ export class ImageArchiveWriter {
       ociImages.push({ image, layers: placedLayers });
     }
     if (complete) await this.writeOciHalf(ociImages);
-    await this.tar.addBuffer('manifest.json', JSON.stringify(dockerManifest));
+    // manifest.json would name entries that are not there; containerd reads the OCI half only.
+    if (!heldByReader) await this.tar.addBuffer('manifest.json', JSON.stringify(dockerManifest));
     await this.tar.finish();
   }
 
@@ -187,14 +205,14 @@ export class ImageArchiveWriter {
           schemaVersion: 2,
           mediaType: MediaTypes.ociManifest,
           config: { mediaType: MediaTypes.ociConfig, digest: image.id, size: image.configBytes.length },
-          layers: layers.map((l) => ({ mediaType: OCI_LAYER_TYPES[l.compression], digest: l.digest, size: l.size })),
+          layers: layers.map((l) => ({ mediaType: l.mediaType ?? OCI_LAYER_TYPES[l.compression], digest: l.digest, size: l.size })),
         }),
       );
       const digest = sha256(manifest);
       await this.addBlob(blobPath(digest), manifest);
       const descriptor = { mediaType: MediaTypes.ociManifest, digest, size: manifest.length };
       if (image.tags.length === 0) index.push(descriptor);
-      for (const tag of image.tags) index.push({ ...descriptor, annotations: annotationsFor(tag) });
+      for (const tag of image.tags) index.push({ ...descriptor, annotations: annotationsFor(tag, this.options.normalizeNames === true) });
     }
     await this.tar.addBuffer('index.json', JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: index }));
     await this.tar.addBuffer('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));

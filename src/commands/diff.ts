@@ -3,7 +3,8 @@ import type { Catalog } from '../archive/catalog.js';
 import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
 import { DEFAULT_LEVELS, writeBundle, type LayerCompression } from '../bundle/write.js';
-import { Engine, type EngineChoice } from '../engine/engine.js';
+import type { EngineChoice } from '../engine/engine.js';
+import { chooseEngine } from '../engine/choose.js';
 import { errorMessage, UsageError } from '../errors.js';
 import { parsePlatform, type Image } from '../image/image.js';
 import { selectImages } from '../image/platform.js';
@@ -15,9 +16,10 @@ import type { DeltaSources } from '../bundle/delta-stage.js';
 import { pipeline } from 'node:stream';
 import { type Layer, openUncompressed, verifyingUncompressed } from '../image/layer.js';
 import type { Reporter } from './report.js';
+import type { RegistryOptions } from '../registry/connect.js';
 import { isArchivePath, resolveInput } from './inputs.js';
 
-export interface DiffOptions extends EngineChoice {
+export interface DiffOptions extends EngineChoice, RegistryOptions {
   have?: string;
   /** false (--no-delta): every new layer whole. */
   delta?: boolean;
@@ -61,6 +63,11 @@ type DescribedBase = BaseInfo & { layers?: (spoolDir: string) => Promise<Layer[]
 
 async function describeBase(input: string, options: DiffOptions): Promise<DescribedBase> {
   const resolved = await resolveInput(input, { ...options, verify: false });
+  if (resolved.kind === 'registry') {
+    // A registry base is read for its diffIDs only: deltas would need its layers' bytes.
+    const { image } = resolved;
+    return { reference: input, ids: [image.id], tags: image.tags, diffIds: new Set(image.diffIds) };
+  }
   if (resolved.kind === 'engine') {
     const { engine, image } = resolved;
     return {
@@ -125,7 +132,7 @@ async function deltaSources(
 /** Opens a target so its layer bytes can be read: archives as they are, references via `save`. */
 async function openTarget(input: string, spoolDir: string, options: DiffOptions): Promise<Catalog> {
   if (await isArchivePath(input)) return openSeekableArchive(input, spoolDir);
-  const engine = Engine.choose(options);
+  const engine = chooseEngine(options);
   await engine.inspect(input); // a clear error for a missing image before a slow save
   const file = `${spoolDir}/target-${Date.now()}.tar`;
   await engine.save([input], file);

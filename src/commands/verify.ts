@@ -1,5 +1,6 @@
 import { type Bundle, verifyBundle, withBundle } from '../bundle/read.js';
-import { Engine } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
+import { chooseEngine } from '../engine/choose.js';
 import { chooseBase } from '../load/base.js';
 import { tempDir } from '../util/cleanup.js';
 import { type LoadOptions, neededFromBase } from './load.js';
@@ -23,7 +24,7 @@ async function verifyWith(bundle: Bundle, path: string, options: LoadOptions, re
         needed,
         { base: options.base, preferEngine: false },
         spool.path,
-        () => (engine ??= Engine.choose(options)),
+        () => (engine ??= chooseEngine(options)),
       );
       baseName = base.kind === 'none' ? null : base.name;
     } finally {

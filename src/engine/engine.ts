@@ -1,15 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { EngineError, UsageError } from '../errors.js';
+import { EngineError } from '../errors.js';
 import { type Child, startChild } from './child.js';
 import type { Platform } from '../image/image.js';
+import type { BlobDescriptor } from '../image/layer.js';
 import { isDigest, type Digest } from '../util/digest.js';
 import { isRecord } from '../util/json.js';
 
-export type EngineName = 'docker' | 'podman';
+export type EngineName = 'docker' | 'podman' | 'containerd';
 
 export interface EngineChoice {
   engine?: string;
+  /** containerd's namespace (`--namespace`). */
+  namespace?: string;
 }
 
 /** What `image inspect` tells of a local image: enough to diff against it without saving it. */
@@ -18,13 +21,15 @@ export interface EngineImage {
   tags: string[];
   platform: Platform;
   diffIds: Digest[];
+  /** The stored blob of each layer, in diffID order, when the engine keeps layers as blobs. */
+  storedLayers?: BlobDescriptor[];
 }
 
-function isEngineName(value: string | undefined): value is EngineName {
-  return value === 'docker' || value === 'podman';
+export function isEngineName(value: string | undefined): value is EngineName {
+  return value === 'docker' || value === 'podman' || value === 'containerd';
 }
 
-function answers(command: string, args: string[]): boolean {
+export function answers(command: string, args: string[]): boolean {
   try {
     return spawnSync(command, args, { stdio: 'ignore', timeout: 20_000 }).status === 0;
   } catch {
@@ -63,40 +68,30 @@ export class Engine {
   }
 
   /**
-   * The engine to use: `--engine`, else `DDIFF_ENGINE`, else Podman when `DDIFF_FORCE_PODMAN=1`
-   * (as the original tool had), else Docker when its daemon answers, else Podman.
-   */
-  static choose(choice: EngineChoice = {}): Engine {
-    const requested = choice.engine ?? process.env.DDIFF_ENGINE;
-    if (requested !== undefined && requested !== '') {
-      if (!isEngineName(requested)) throw new UsageError(`unknown engine '${requested}' (expected docker or podman)`);
-      return new Engine(requested);
-    }
-    if (process.env.DDIFF_FORCE_PODMAN === '1') return new Engine('podman');
-    if (answers('docker', ['version', '--format', '{{.Server.Version}}'])) return new Engine('docker');
-    if (answers('podman', ['version'])) return new Engine('podman');
-    throw new EngineError('no container engine answers (tried docker, then podman); pass image archives instead');
-  }
-
-  /**
    * Starts the engine CLI. `exit` settles when it has exited: rejecting, on failure, with its
    * own message (see engineMessage) and how it ended.
    */
-  private start(args: string[], options: { stdin: boolean; ownInterrupt?: boolean }): { child: Child; exit: Promise<void> } {
-    const child = startChild(this.name, args, options);
+  protected start(args: string[], options: { stdin: boolean; ownInterrupt?: boolean }): { child: Child; exit: Promise<void> } {
+    const [command, fullArgs] = this.commandLine(args);
+    const child = startChild(command, fullArgs, options);
     const exit = Promise.race([
       child.spawnError.then((error) => {
-        throw new EngineError(`${this.name} could not be started: ${error.message}`, { cause: error });
+        throw new EngineError(`${command} could not be started: ${error.message}`, { cause: error });
       }),
       child.closed.then(({ code, signal }) => {
         if (code === 0) return;
         const how = signal ? `killed by ${signal}` : `exit ${code}`;
         const said = engineMessage(child.stderrText());
-        throw new EngineError(`${commandName(this.name, args)} failed: ${said ? (signal ? `${said} (${how})` : said) : how}`);
+        throw new EngineError(`${commandName(command, args)} failed: ${said ? (signal ? `${said} (${how})` : said) : how}`);
       }),
     ]);
     exit.catch(() => undefined);
     return { child, exit };
+  }
+
+  /** The program to run and its arguments (containerd's `ctr` takes its socket and namespace first). */
+  protected commandLine(args: string[]): [string, string[]] {
+    return [this.name, args];
   }
 
   /** Runs the engine CLI; resolves with its stdout (or pipes it to `io.stdout`). */
@@ -196,6 +191,16 @@ export class Engine {
     if (this.name !== 'docker') return false;
     const out = await this.run(['info', '--format', '{{json .DriverStatus}}']);
     return !out.includes('io.containerd.snapshotter');
+  }
+
+  /** Removes images (by ID or reference), ignoring those already gone. */
+  async removeImages(refs: string[]): Promise<void> {
+    if (refs.length > 0) await this.run(['rmi', '--force', ...refs]).catch(() => undefined);
+  }
+
+  /** Points `ref` at the image `id` again. */
+  async retag(id: Digest, ref: string): Promise<void> {
+    await this.run(['tag', id, ref]).catch(() => undefined);
   }
 
   /** IDs of all local images. */

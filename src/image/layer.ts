@@ -49,13 +49,22 @@ export interface FileLocation {
   readonly offset: number;
 }
 
+/** A blob as registries and OCI manifests name it. */
+export interface BlobDescriptor {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType: string;
+}
+
 /**
- * A layer deliberately left out of a written archive: Docker's classic store finds it by its
- * chain (the fast path). Only its diffID is known and needed.
+ * A layer deliberately left out of a written archive because its reader holds it: Docker's
+ * classic store finds it by its chain (only the diffID is needed); containerd's content store
+ * by the blob `stored`, which the archive's manifest then names.
  */
 export interface OmittedLayer {
   readonly omitted: true;
   readonly diffId: Digest;
+  readonly stored?: BlobDescriptor;
 }
 
 /** How a layer is named in messages: its entry and its diffID. */

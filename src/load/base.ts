@@ -2,7 +2,8 @@ import type { Bundle } from '../bundle/read.js';
 import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
 import type { Engine, EngineImage } from '../engine/engine.js';
-import { MissingLayersError } from '../errors.js';
+import { MissingLayersError, UsageError } from '../errors.js';
+import { isRegistryReference } from '../registry/remote-image.js';
 import type { Layer } from '../image/layer.js';
 import { isArchivePath } from '../commands/inputs.js';
 import type { Digest } from '../util/digest.js';
@@ -85,6 +86,9 @@ export async function chooseBase(
   if (needed.length === 0) return { kind: 'none' };
   const recorded = bundle.metadata.base.reference;
   const explicit = options.base;
+  if (explicit !== undefined && isRegistryReference(explicit)) {
+    throw new UsageError(`--base ${explicit}: a registry base serves only load --to (its layers are mounted there, never downloaded)`);
+  }
   if (explicit !== undefined && (await isArchivePath(explicit))) {
     const base = await archiveBase(explicit, spoolDir);
     const missing = missingFrom(needed, base.layers.keys());
@@ -101,7 +105,7 @@ export async function chooseBase(
   const candidates = [...bundle.metadata.base.ids, ...bundle.metadata.base.tags, ...(recorded ? [recorded] : [])];
   if (options.preferEngine) {
     const eng = tryEngine(engine);
-    const images = eng?.name === 'docker' ? await findEngineImages(eng, candidates, needed) : undefined;
+    const images = eng?.name === 'docker' || eng?.name === 'containerd' ? await findEngineImages(eng, candidates, needed) : undefined;
     if (eng && images) return engineSource(eng, images);
   }
   if (recorded !== undefined && recorded !== '-' && (await isArchivePath(recorded))) {
