@@ -1,15 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { corrupt } from '../errors.js';
 import { blobPath, digestFromName } from '../image/blob-names.js';
-import { sha256OfFileRange } from '../util/hash-worker.js';
-import {
-  type Layer,
-  type OmittedLayer,
-  openUncompressed,
-  storedBytesMismatch,
-  verifyingStored,
-  verifyingUncompressed,
-} from '../image/layer.js';
+import { type Layer, type OmittedLayer, openUncompressed, storedBytesChecked, verifyingUncompressed } from '../image/layer.js';
 import { MediaTypes, OCI_LAYER_TYPES } from '../image/media-types.js';
 import { normalizedName } from '../image/reference.js';
 import { TarWriter } from '../tar/writer.js';
@@ -183,17 +175,14 @@ export class ImageArchiveWriter {
     if (earlier) return earlier;
     this.written.set(placed.entry, placed);
     const label = progress(`writing ${layer.diffId.slice(7, 19)}`, layer.size);
-    if (inflate) await this.tar.addStream(placed.entry, placed.size, openUncompressed(layer), verifyingUncompressed(layer), label);
-    else if (layer.checked) await this.tar.addStream(placed.entry, placed.size, layer.open(), label);
-    else if (layer.file) {
-      // Hashed on another thread while it is copied; the entry is not done until both are.
-      const { file } = layer;
-      const copied = this.tar.addStream(placed.entry, placed.size, layer.open(), label);
+    const copy = inflate ? { data: openUncompressed(layer), through: [verifyingUncompressed(layer)] } : storedBytesChecked(layer);
+    const copied = this.tar.addStream(placed.entry, placed.size, copy.data, ...copy.through, label);
+    if (copy.aside) {
+      // The entry is not done until the check beside the copy is.
       copied.catch(() => undefined);
-      const hashed = await sha256OfFileRange(file.path, file.offset, layer.size);
-      if (hashed.digest !== layer.digest || hashed.size !== layer.size) throw storedBytesMismatch(layer, hashed.digest);
-      await copied;
-    } else await this.tar.addStream(placed.entry, placed.size, layer.open(), verifyingStored(layer), label);
+      await copy.aside;
+    }
+    await copied;
     return placed;
   }
 
