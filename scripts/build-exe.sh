@@ -2,7 +2,8 @@
 # Builds ddiff-linux-<arch>: one file holding Node and ddiff (Node's single executable
 # application), to copy to a host that has no Node. Usage: scripts/build-exe.sh [OUTPUT]
 #
-# esbuild bundles the ESM sources into one CommonJS file (a SEA runs one CommonJS script and can
+# esbuild bundles the ESM sources (from program.ts: cli.ts only enables the compile cache, with a
+# top-level await CommonJS cannot hold) into one CommonJS file (a SEA runs one CommonJS script and can
 # require only Node's built-in modules); node --experimental-sea-config turns it into a blob;
 # postject injects the blob into a copy of this node binary.
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 out="${1:-ddiff-linux-$(node -p process.arch)}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-npx --no-install esbuild src/cli.ts --bundle --platform=node --format=cjs --target=node22 \
+npx --no-install esbuild src/program.ts --bundle --platform=node --format=cjs --target=node22 \
   --outfile="$work/ddiff.cjs" --log-level=warning
 # Node options the CLI's shebang gives (`#!/usr/bin/env -S node --opt …`) go into the executable too.
 exec_argv="$(head -1 src/cli.ts | node -e '

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Private container engines for ddiff's tests and fixtures.
 #
-#   eval "$(scripts/engines.sh start)"   # start (or reuse) a private dockerd, print exports
-#   scripts/engines.sh stop              # stop the dockerd named in our own pidfile
-#   scripts/engines.sh status            # exit 0 when our dockerd is alive and answering
+#   eval "$(scripts/engines.sh start)"   # start (or reuse) a private dockerd and containerd, print exports
+#   scripts/engines.sh stop              # stop the dockerd (and containerd) named in our own pidfiles
+#   scripts/engines.sh status            # exit 0 when our dockerd is alive and answering (containerd reported)
 #
 # Everything lives under DIR = ${DDIFF_ENGINE_DIR:-/tmp/ddiff-engines}:
 #   data/ exec/ dockerd.pid docker.sock dockerd.log [storage.conf podman/]
+#   containerd/{root,state} containerd.toml containerd.pid containerd.sock containerd.log
 # Only the exports go to stdout; progress and errors go to stderr.
 #
 # Docker: Debian's docker.io (20.10), classic store, vfs driver, no iptables, no bridge,
@@ -14,6 +15,8 @@
 # Podman: uses the machine's default storage (/var/lib/containers, overlay) when that works.
 # If it does not (e.g. overlay unsupported in a sandbox), a private vfs store under DIR is set
 # up and `export CONTAINERS_STORAGE_CONF=...` is printed too. DDIFF_PODMAN_VFS=1 forces that.
+# containerd (when installed): its own root, state, socket and config under DIR (CRI plugin
+# off, so it needs no CNI); `export CONTAINERD_ADDRESS=...` is printed for `ctr` and ddiff.
 set -euo pipefail
 
 DIR="${DDIFF_ENGINE_DIR:-/tmp/ddiff-engines}"
@@ -22,6 +25,11 @@ SOCK="$DIR/docker.sock"
 LOG="$DIR/dockerd.log"
 START_TIMEOUT="${DDIFF_ENGINE_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${DDIFF_ENGINE_STOP_TIMEOUT:-30}"
+
+CPIDFILE="$DIR/containerd.pid"
+CSOCK="$DIR/containerd.sock"
+CLOG="$DIR/containerd.log"
+CCONF="$DIR/containerd.toml"
 
 log() { printf 'engines.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -132,12 +140,82 @@ EOF
   echo "export CONTAINERS_STORAGE_CONF=$conf"
 }
 
+# PID from our containerd pidfile if that process is alive and is a containerd; empty otherwise.
+our_containerd_pid() {
+  [ -s "$CPIDFILE" ] || return 0
+  local pid
+  pid="$(tr -dc '0-9' <"$CPIDFILE")"
+  [ -n "$pid" ] || return 0
+  if alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = containerd ]; then
+    echo "$pid"
+  fi
+}
+
+containerd_answers() {
+  timeout 10 ctr --address "$CSOCK" version >/dev/null 2>&1
+}
+
+# Prints the export for a private containerd; nothing (and a warning) when it is not installed.
+start_containerd() {
+  if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then
+    log "warning: containerd not found (apt-get install -y containerd); skipping containerd"
+    return 0
+  fi
+  local pid
+  pid="$(our_containerd_pid)"
+  if [ -z "$pid" ]; then
+    mkdir -p "$DIR/containerd/root" "$DIR/containerd/state"
+    rm -f "$CPIDFILE" "$CSOCK"
+    printf '%s\n' 'version = 2' "root = \"$DIR/containerd/root\"" "state = \"$DIR/containerd/state\"" \
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]' '[grpc]' "  address = \"$CSOCK\"" \
+      '[ttrpc]' "  address = \"$CSOCK.ttrpc\"" >"$CCONF"
+    log "starting containerd (log: $CLOG)"
+    setsid containerd --config "$CCONF" </dev/null >>"$CLOG" 2>&1 &
+    pid=$!
+    echo "$pid" >"$CPIDFILE"
+  else
+    log "containerd already running (pid $pid)"
+  fi
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until containerd_answers; do
+    if ! alive "$pid" || [ "$SECONDS" -ge "$deadline" ]; then
+      log "containerd (pid $pid) did not answer on $CSOCK; last lines of $CLOG:"
+      tail -n 30 "$CLOG" >&2 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  log "containerd ready (pid $pid)"
+  echo "export CONTAINERD_ADDRESS=$CSOCK"
+}
+
+stop_containerd() {
+  local pid
+  pid="$(our_containerd_pid)"
+  rm -f "$CPIDFILE"
+  [ -n "$pid" ] || return 0
+  log "stopping containerd (pid $pid)"
+  kill -TERM "$pid"
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while alive "$pid"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+  log "containerd stopped"
+}
+
 cmd_start() {
   start_docker
   local podman_exports
   podman_exports="$(setup_podman)"
+  local containerd_exports
+  containerd_exports="$(start_containerd)"
   echo "export DOCKER_HOST=unix://$SOCK"
   [ -z "$podman_exports" ] || echo "$podman_exports"
+  [ -z "$containerd_exports" ] || echo "$containerd_exports"
 }
 
 # dockerd bind-mounts its data root onto itself (to make it a private mount) and undoes that on a
@@ -151,6 +229,7 @@ unmount_leftovers() {
 }
 
 cmd_stop() {
+  stop_containerd
   local pid
   pid="$(our_pid)"
   if [ -z "$pid" ]; then
@@ -177,7 +256,13 @@ cmd_stop() {
 }
 
 cmd_status() {
-  local pid
+  local pid cpid
+  cpid="$(our_containerd_pid)"
+  if [ -n "$cpid" ] && containerd_answers; then
+    log "containerd running (pid $cpid) on $CSOCK"
+  else
+    log "containerd not running (pidfile $CPIDFILE)"
+  fi
   pid="$(our_pid)"
   if [ -n "$pid" ] && docker_answers; then
     log "dockerd running (pid $pid) on unix://$SOCK"

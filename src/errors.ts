@@ -68,6 +68,18 @@ export class EngineUnreachableError extends EngineError {
   }
 }
 
+/**
+ * A registry refused, failed or broke off: one line naming the registry and the step (as
+ * `registry HOST: STEP: what happened`), exit 125 like an engine failure.
+ */
+export class RegistryError extends DdiffError {
+  readonly status: number | undefined;
+  constructor(registry: string, step: string, problem: string, options: { status?: number; cause?: unknown } = {}) {
+    super(`registry ${registry}: ${step}: ${problem}`, { exitCode: ExitCode.engine, cause: options.cause });
+    this.status = options.status;
+  }
+}
+
 /** Layers needed to rebuild an image are not available from the base. */
 export class MissingLayersError extends DdiffError {}
 
@@ -100,6 +112,7 @@ export function errorCode(error: unknown): string {
   if (error instanceof UsageError) return 'usage';
   if (error instanceof EngineUnreachableError) return 'engine-unreachable';
   if (error instanceof EngineError) return 'engine';
+  if (error instanceof RegistryError) return 'registry';
   if (error instanceof MissingLayersError) return 'missing-layers';
   if (error instanceof DigestMismatchError) return 'corrupt';
   if (error instanceof RefusedError) return 'refused';

@@ -1,20 +1,13 @@
 import type { Readable, Writable } from 'node:stream';
 import { corrupt } from '../errors.js';
 import { blobPath, digestFromName } from '../image/blob-names.js';
-import { sha256OfFileRange } from '../util/hash-worker.js';
-import {
-  type Layer,
-  type OmittedLayer,
-  openUncompressed,
-  storedBytesMismatch,
-  verifyingStored,
-  verifyingUncompressed,
-} from '../image/layer.js';
+import { type Layer, type OmittedLayer, openUncompressed, storedBytesChecked, verifyingUncompressed } from '../image/layer.js';
 import { MediaTypes, OCI_LAYER_TYPES } from '../image/media-types.js';
+import { normalizedName } from '../image/reference.js';
 import { TarWriter } from '../tar/writer.js';
 import type { Compression } from '../util/compression.js';
 import { sha256, type Digest } from '../util/digest.js';
-import { type Step, startStep } from '../util/progress.js';
+import { stepOver } from '../util/progress.js';
 import { MeasuringStream } from './measure.js';
 
 /** A layer copied into the archive from a stream as it passed (an engine's `save`), before any image named it. */
@@ -43,6 +36,8 @@ export interface ArchiveWriterOptions {
   renamable?: boolean;
   /** Compressions the reader of the archive cannot take: such layers are written uncompressed. */
   inflate?: ReadonlySet<Compression>;
+  /** containerd reads the archive: full image names (`docker.io/library/…`) in the index. */
+  normalizeNames?: boolean;
 }
 
 /** A layer's place in the archive being written: what the manifests say of it. */
@@ -51,13 +46,18 @@ interface Placed {
   digest: Digest;
   size: number;
   compression: Compression;
+  /** The media type the reader knows the blob by (layers it holds already). */
+  mediaType?: string;
 }
 
-/** The OCI ref-name annotation wants the tag alone; containerd's wants the full name. */
-function annotationsFor(tag: string): Record<string, string> {
+/**
+ * The OCI ref-name annotation wants the tag alone; containerd's wants the full name, which
+ * containerd keeps exactly as written (so, for it, normalized as Kubernetes looks names up).
+ */
+function annotationsFor(tag: string, normalize: boolean): Record<string, string> {
   const colon = tag.lastIndexOf(':');
   const bare = colon > tag.lastIndexOf('/') ? tag.slice(colon + 1) : 'latest';
-  return { 'io.containerd.image.name': tag, 'org.opencontainers.image.ref.name': bare };
+  return { 'io.containerd.image.name': normalize ? normalizedName(tag) : tag, 'org.opencontainers.image.ref.name': bare };
 }
 
 /**
@@ -72,8 +72,7 @@ export class ImageArchiveWriter {
   private readonly tar: TarWriter;
   private readonly written = new Map<string, Placed>();
   private streamedCount = 0;
-  private step: Step | undefined;
-  private stepIndex = new Map<Digest, number>();
+  private step: ReturnType<typeof stepOver<Layer>> | undefined;
 
   constructor(
     output: Writable,
@@ -107,28 +106,28 @@ export class ImageArchiveWriter {
 
   /** Writes the images: their layers not yet written, configs, manifests; then ends the tar. */
   async finish(images: ImageToWrite[]): Promise<void> {
-    const isCopied = (l: LayerToWrite): l is Layer => !('omitted' in l) && !('streamed' in l);
-    const toCopy = [...new Map(images.flatMap((i) => i.layers.filter(isCopied).map((l) => [l.diffId, l] as const))).values()];
-    this.step = startStep(
-      'writing',
-      toCopy.map((l) => l.size),
-    );
-    this.stepIndex = new Map(toCopy.map((l, index) => [l.diffId, index]));
-    try {
-      await this.writeImages(images);
-    } finally {
-      this.step.finish();
-    }
+    const copied = images.flatMap((i) => i.layers.filter((l): l is Layer => !('omitted' in l) && !('streamed' in l)));
+    const step = (this.step = stepOver('writing', copied, (l) => l.diffId));
+    await this.writeImages(images).finally(() => step.finish());
   }
 
   private async writeImages(images: ImageToWrite[]): Promise<void> {
     const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
     const ociImages: { image: ImageToWrite; layers: Placed[] }[] = [];
     let complete = true;
+    let heldByReader = false;
     for (const image of images) {
       const layerPaths: string[] = [];
       const placedLayers: Placed[] = [];
       for (const layer of image.layers) {
+        if ('omitted' in layer && layer.stored) {
+          // containerd finds the blob in its content store: the OCI manifest names it, no entry holds it.
+          const { digest, size, mediaType } = layer.stored;
+          layerPaths.push(blobPath(digest));
+          placedLayers.push({ entry: blobPath(digest), digest, size, compression: 'none', mediaType });
+          heldByReader = true;
+          continue;
+        }
         if ('omitted' in layer) {
           // Docker's classic store finds the layer by its chain and never opens this name.
           layerPaths.push(blobPath(layer.diffId));
@@ -146,7 +145,8 @@ export class ImageArchiveWriter {
       ociImages.push({ image, layers: placedLayers });
     }
     if (complete) await this.writeOciHalf(ociImages);
-    await this.tar.addBuffer('manifest.json', JSON.stringify(dockerManifest));
+    // manifest.json would name entries that are not there; containerd reads the OCI half only.
+    if (!heldByReader) await this.tar.addBuffer('manifest.json', JSON.stringify(dockerManifest));
     await this.tar.finish();
   }
 
@@ -181,18 +181,15 @@ export class ImageArchiveWriter {
     const earlier = this.written.get(placed.entry);
     if (earlier) return earlier;
     this.written.set(placed.entry, placed);
-    const label = (this.step ?? startStep('writing', [layer.size])).stream(this.stepIndex.get(layer.diffId) ?? 0);
-    if (inflate) await this.tar.addStream(placed.entry, placed.size, openUncompressed(layer), verifyingUncompressed(layer), label);
-    else if (layer.checked) await this.tar.addStream(placed.entry, placed.size, layer.open(), label);
-    else if (layer.file) {
-      // Hashed on another thread while it is copied; the entry is not done until both are.
-      const { file } = layer;
-      const copied = this.tar.addStream(placed.entry, placed.size, layer.open(), label);
+    const label = (this.step ?? stepOver('writing', [layer], (l) => l.diffId)).streamOf(layer);
+    const copy = inflate ? { data: openUncompressed(layer), through: [verifyingUncompressed(layer)] } : storedBytesChecked(layer);
+    const copied = this.tar.addStream(placed.entry, placed.size, copy.data, ...copy.through, label);
+    if (copy.aside) {
+      // The entry is not done until the check beside the copy is.
       copied.catch(() => undefined);
-      const hashed = await sha256OfFileRange(file.path, file.offset, layer.size);
-      if (hashed.digest !== layer.digest || hashed.size !== layer.size) throw storedBytesMismatch(layer, hashed.digest);
-      await copied;
-    } else await this.tar.addStream(placed.entry, placed.size, layer.open(), verifyingStored(layer), label);
+      await copy.aside;
+    }
+    await copied;
     return placed;
   }
 
@@ -204,14 +201,14 @@ export class ImageArchiveWriter {
           schemaVersion: 2,
           mediaType: MediaTypes.ociManifest,
           config: { mediaType: MediaTypes.ociConfig, digest: image.id, size: image.configBytes.length },
-          layers: layers.map((l) => ({ mediaType: OCI_LAYER_TYPES[l.compression], digest: l.digest, size: l.size })),
+          layers: layers.map((l) => ({ mediaType: l.mediaType ?? OCI_LAYER_TYPES[l.compression], digest: l.digest, size: l.size })),
         }),
       );
       const digest = sha256(manifest);
       await this.addBlob(blobPath(digest), manifest);
       const descriptor = { mediaType: MediaTypes.ociManifest, digest, size: manifest.length };
       if (image.tags.length === 0) index.push(descriptor);
-      for (const tag of image.tags) index.push({ ...descriptor, annotations: annotationsFor(tag) });
+      for (const tag of image.tags) index.push({ ...descriptor, annotations: annotationsFor(tag, this.options.normalizeNames === true) });
     }
     await this.tar.addBuffer('index.json', JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: index }));
     await this.tar.addBuffer('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));

@@ -6,7 +6,7 @@ import pLimit from 'p-limit';
 import type { Catalog } from '../archive/catalog.js';
 import { formatPlatform, type Image } from '../image/image.js';
 import { TarWriter } from '../tar/writer.js';
-import { type Step, startStep } from '../util/progress.js';
+import { type Step, stepOver } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import { DigestingStream, type Digest } from '../util/digest.js';
 import { blobPath } from '../image/blob-names.js';
@@ -42,19 +42,6 @@ interface BundleResult {
   size: number;
 }
 
-/** The progress line of staging the layers the base lacks (each once), and each one's place in it. */
-function bundlingStep(input: BundleInput): { bundling: Step; stepIndex: Map<Digest, number> } {
-  const fresh = input.targets.flatMap(({ image }) => image.layers.filter((l) => !input.baseHas.has(l.diffId)));
-  const layers = [...new Map(fresh.map((l) => [l.diffId, l] as const)).values()];
-  return {
-    bundling: startStep(
-      'bundling',
-      layers.map((l) => l.size),
-    ),
-    stepIndex: new Map(layers.map((l, index) => [l.diffId, index])),
-  };
-}
-
 /** Writes a bundle to `output` (a path, or '-' for stdout), atomically for paths. */
 export async function writeBundle(output: string, input: BundleInput): Promise<BundleResult> {
   const staging = await tempDir('ddiff-stage-');
@@ -68,7 +55,8 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     const configs = new Map<Digest, Buffer>();
     const images: BundleImage[] = [];
     const needed = new Set<Digest>();
-    const { bundling, stepIndex } = bundlingStep(input);
+    const fresh = input.targets.flatMap(({ image }) => image.layers.filter((l) => !input.baseHas.has(l.diffId)));
+    const bundling = stepOver('bundling', fresh, (l) => l.diffId);
     step = bundling;
 
     for (const { image, catalog } of input.targets) {
@@ -83,14 +71,13 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
           blob = limit(async () => {
             // An uncompressed layer is read once for both its delta and its whole blob; one at
             // a time, as deltas run mostly on the main thread and each holds its own buffers.
-            const index = stepIndex.get(layer.diffId) ?? 0;
             if (stager && layer.compression === 'none') {
               // Progress counts the one read the delta makes, not the whole blob written from it.
               const whole = () => stageLayer(catalog, layer, staging.path, input.compression, new PassThrough());
-              const kept = await deltaLimit(() => stager.stage(layer, bundling.counted(catalog.open(layer.path), index), whole));
+              const kept = await deltaLimit(() => stager.stage(layer, bundling.countedOf(catalog.open(layer.path), layer), whole));
               if (kept) return kept;
             }
-            return stageLayer(catalog, layer, staging.path, input.compression, bundling.stream(index));
+            return stageLayer(catalog, layer, staging.path, input.compression, bundling.streamOf(layer));
           });
           blob.catch(() => undefined);
           staged.set(layer.diffId, blob);

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { finalBase, parseBuildArgs } from '../build/dockerfile.js';
-import { Engine, type EngineChoice } from '../engine/engine.js';
+import type { EngineChoice } from '../engine/engine.js';
+import { chooseEngine } from '../engine/choose.js';
 import { DdiffError, UsageError } from '../errors.js';
 import { tempDir } from '../util/cleanup.js';
 import { diffAgainst, type DiffOptions } from './diff.js';
@@ -94,7 +95,8 @@ export function parseBuildCommand(args: string[]): BuildArgs {
 /** `ddiff build [--diff] [-o FILE] <docker build args…>`. */
 export async function build(args: string[], options: BuildOptions, report: Reporter): Promise<void> {
   const parsed = parseBuildCommand(args);
-  const engine = Engine.choose(options);
+  const engine = chooseEngine(options);
+  if (engine.name === 'containerd') throw new UsageError('build runs docker build or podman build; containerd (ctr) builds nothing');
   let base: string | undefined;
   if (options.diff) {
     if (parsed.dockerfile === '-') throw new UsageError('build --diff needs a Dockerfile file, not stdin');

@@ -20,9 +20,10 @@ import { summarizeMetadata } from './inspect.js';
 import { toJson } from './json.js';
 import { summaryChannel, summaryLine } from './output.js';
 import { refuseEmpty, refuseTerminal } from './refusals.js';
-import { classifyInput, engineFor, imagesNamed, resolveInput } from './inputs.js';
+import { imagesNamed, openTarget, resolveInput } from './inputs.js';
+import type { RegistryOptions } from '../registry/connect.js';
 
-export interface DiffOptions extends EngineChoice {
+export interface DiffOptions extends EngineChoice, RegistryOptions {
   have?: string;
   /** false (--no-delta): every new layer whole. */
   delta?: boolean;
@@ -68,6 +69,11 @@ type DescribedBase = BaseInfo & { layers?: (spoolDir: string) => Promise<Layer[]
 
 async function describeBase(input: string, options: DiffOptions): Promise<DescribedBase> {
   const resolved = await resolveInput(input, { ...options, verify: false });
+  if (resolved.kind === 'registry') {
+    // A registry base is read for its diffIDs only: deltas would need its layers' bytes.
+    const { image } = resolved;
+    return { reference: input, ids: [image.id], tags: image.tags, diffIds: new Set(image.diffIds) };
+  }
   if (resolved.kind === 'engine') {
     const { engine, image, ref } = resolved;
     return {
@@ -127,20 +133,6 @@ async function deltaSources(
     })),
     warn,
   };
-}
-
-/** Opens a target so its layer bytes can be read: archives as they are, references via `save`. */
-async function openTarget(input: string, spoolDir: string, options: DiffOptions): Promise<{ catalog: Catalog; image?: string }> {
-  const spec = await classifyInput(input);
-  if (spec.kind === 'archive') {
-    const catalog = await openSeekableArchive(spec.path, spoolDir);
-    return spec.image === undefined ? { catalog } : { catalog, image: spec.image };
-  }
-  const engine = engineFor(spec, options);
-  await engine.inspect(spec.ref); // a clear error for a missing image before a slow save
-  const file = `${spoolDir}/target-${Date.now()}.tar`;
-  await engine.save([spec.ref], file);
-  return { catalog: await openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${spec.ref}`) };
 }
 
 /** `ddiff diff BASE TARGET…` / `ddiff diff --have FILE TARGET…`. */

@@ -1,10 +1,12 @@
-import { Engine, type EngineChoice } from '../engine/engine.js';
+import type { EngineChoice } from '../engine/engine.js';
+import { chooseEngine } from '../engine/choose.js';
 import type { HaveList } from '../bundle/have-list.js';
 import type { Reporter } from './report.js';
+import type { RegistryOptions } from '../registry/connect.js';
 import { resolveInput } from './inputs.js';
 import { toJson } from './json.js';
 
-export interface HaveOptions extends EngineChoice {
+export interface HaveOptions extends EngineChoice, RegistryOptions {
   json?: boolean;
 }
 
@@ -12,14 +14,14 @@ export interface HaveOptions extends EngineChoice {
 export async function have(inputs: string[], options: HaveOptions, report: Reporter): Promise<void> {
   const images: HaveList['images'] = [];
   if (inputs.length === 0) {
-    const engine = Engine.choose(options);
+    const engine = chooseEngine(options);
     for (const image of await engine.localImages()) {
       images.push({ id: image.id, tags: image.tags, diffIds: image.diffIds, source: engine.name });
     }
   }
   for (const input of inputs) {
     const resolved = await resolveInput(input, { ...options, verify: false });
-    if (resolved.kind === 'engine') {
+    if (resolved.kind !== 'archive') {
       const { id, tags, diffIds } = resolved.image;
       images.push({ id, tags, diffIds, source: resolved.source });
     } else {

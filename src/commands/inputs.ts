@@ -1,27 +1,36 @@
 import { stat } from 'node:fs/promises';
 import type { Catalog } from '../archive/catalog.js';
-import { openArchive } from '../archive/open.js';
+import { openArchive, openSeekableArchive } from '../archive/open.js';
 import { readImages, verifyLayers, type ArchiveContents } from '../archive/read.js';
-import { Engine, type EngineChoice, type EngineImage, type EngineName } from '../engine/engine.js';
+import type { Engine, EngineChoice, EngineImage, EngineName } from '../engine/engine.js';
+import { chooseEngine } from '../engine/choose.js';
+import { inspectRegistryImage, type RegistryOptions } from '../registry/connect.js';
+import { isRegistryReference, REGISTRY_PREFIX } from '../registry/remote-image.js';
 import { ArchiveError, UsageError } from '../errors.js';
 import type { Image } from '../image/image.js';
 
-export interface InputOptions extends EngineChoice {}
+export interface InputOptions extends EngineChoice, RegistryOptions {}
 
 /**
  * What an INPUT argument names: an archive file or layout directory (optionally one image in
  * it, skopeo's `PATH:REF`), or a local image of an engine (`docker-daemon:`/`containers-storage:`
  * pin the engine).
  */
-type InputSpec = { kind: 'archive'; path: string; image?: string } | { kind: 'engine'; ref: string; engine?: EngineName };
+type InputSpec =
+  | { kind: 'archive'; path: string; image?: string }
+  | { kind: 'engine'; ref: string; engine?: EngineName }
+  /** `docker://HOST/REPO:TAG`: read through the registry's API (manifest and config only). */
+  | { kind: 'registry'; ref: string };
 
 type ResolvedInput =
   | { kind: 'archive'; source: string; catalog: Catalog; contents: ArchiveContents; images: ArchiveContents['images'] }
-  | { kind: 'engine'; source: string; engine: Engine; ref: string; image: EngineImage; images: [] };
+  | { kind: 'engine'; source: string; engine: Engine; ref: string; image: EngineImage; images: [] }
+  /** `docker://HOST/REPO:TAG`: what its manifest and config tell; no layer bytes. */
+  | { kind: 'registry'; source: string; image: EngineImage; images: [] };
 
 /** skopeo's transports that ddiff reads; the others name registries or formats it does not. */
 const ARCHIVE_TRANSPORTS = new Set(['docker-archive', 'oci-archive', 'oci']);
-const UNSUPPORTED_TRANSPORTS = new Set(['docker', 'ostree', 'sif', 'tarball', 'atomic']);
+const UNSUPPORTED_TRANSPORTS = new Set(['ostree', 'sif', 'tarball', 'atomic']);
 
 function splitRef(rest: string): { path: string; image?: string } {
   const colon = rest.indexOf(':');
@@ -46,7 +55,7 @@ function parseTransport(input: string): InputSpec | undefined {
   if (transport === 'containers-storage') return { kind: 'engine', ref: rest.replace(/^\[[^\]]*\]/, ''), engine: 'podman' };
   if (UNSUPPORTED_TRANSPORTS.has(transport)) {
     throw new UsageError(
-      `${input}: the ${transport}: transport is not read by ddiff (it takes docker-archive:, oci-archive:, oci:, dir:, docker-daemon: and containers-storage:); copy the image to an archive first, e.g. skopeo copy ${input} docker-archive:image.tar`,
+      `${input}: the ${transport}: transport is not read by ddiff (it takes docker-archive:, oci-archive:, oci:, dir:, docker-daemon:, containers-storage: and docker://); copy the image to an archive first, e.g. skopeo copy ${input} docker-archive:image.tar`,
     );
   }
   return undefined;
@@ -55,6 +64,7 @@ function parseTransport(input: string): InputSpec | undefined {
 /** What `input` names: a file or directory on disk first, then a transport prefix, then a guess from its shape. */
 export async function classifyInput(input: string): Promise<InputSpec> {
   if (input === '-') return { kind: 'archive', path: input };
+  if (isRegistryReference(input)) return { kind: 'registry', ref: input };
   const onDisk = await stat(input).then(
     () => true,
     () => false,
@@ -69,7 +79,7 @@ export async function classifyInput(input: string): Promise<InputSpec> {
 
 /** The engine an input's transport pins, else the one the options choose. */
 export function engineFor(spec: InputSpec & { kind: 'engine' }, options: EngineChoice, noEngineHint?: string): Engine {
-  return Engine.choose({ ...options, ...(spec.engine ? { engine: spec.engine } : {}) }, noEngineHint);
+  return chooseEngine({ ...options, ...(spec.engine ? { engine: spec.engine } : {}) }, noEngineHint);
 }
 
 function tagMatches(tag: string, wanted: string): boolean {
@@ -90,6 +100,11 @@ export function imagesNamed(images: Image[], wanted: string | undefined, source:
 /** Opens an archive (reading its metadata, and verifying its layers when asked) or inspects a reference. */
 export async function resolveInput(input: string, options: InputOptions & { verify: boolean }): Promise<ResolvedInput> {
   const spec = await classifyInput(input);
+  if (spec.kind === 'registry') {
+    const remote = await inspectRegistryImage(input, options);
+    const image = { id: remote.id, tags: [input.slice(REGISTRY_PREFIX.length)], platform: remote.platform, diffIds: remote.diffIds };
+    return { kind: 'registry', source: input, image, images: [] };
+  }
   if (spec.kind === 'archive') {
     const catalog = await openArchive(spec.path);
     const contents = await readImages(catalog);
@@ -100,4 +115,23 @@ export async function resolveInput(input: string, options: InputOptions & { veri
   const engine = engineFor(spec, options);
   const image = await engine.inspect(spec.ref);
   return { kind: 'engine', source: `${engine.name}:${spec.ref}`, engine, ref: spec.ref, image, images: [] };
+}
+
+/** Opens a target so its layer bytes can be read: archives as they are, references via `save`. */
+export async function openTarget(input: string, spoolDir: string, options: InputOptions): Promise<{ catalog: Catalog; image?: string }> {
+  const spec = await classifyInput(input);
+  if (spec.kind === 'archive') {
+    const catalog = await openSeekableArchive(spec.path, spoolDir);
+    return spec.image === undefined ? { catalog } : { catalog, image: spec.image };
+  }
+  if (spec.kind === 'registry') {
+    throw new UsageError(
+      `${input}: a registry image is read only as a base (its layers are not downloaded); pull it, or copy it to an archive with skopeo`,
+    );
+  }
+  const engine = engineFor(spec, options);
+  await engine.inspect(spec.ref); // a clear error for a missing image before a slow save
+  const file = `${spoolDir}/target-${Date.now()}.tar`;
+  await engine.save([spec.ref], file);
+  return { catalog: await openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${spec.ref}`) };
 }

@@ -81,7 +81,7 @@ export async function list(inputs: string[], options: ListOptions, out: (text: s
   const listed: ListedImage[] = [];
   for (const input of inputs) {
     const resolved = await resolveInput(input, { ...options, verify: true });
-    if (resolved.kind === 'engine') listed.push(fromEngine(resolved.source, resolved.image));
+    if (resolved.kind !== 'archive') listed.push(fromEngine(resolved.source, resolved.image));
     for (const image of resolved.images) listed.push(toListed(resolved.source, image));
   }
   if (options.json) out(toJson({ images: listed }));

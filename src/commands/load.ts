@@ -1,9 +1,13 @@
 import type { BundleImage } from '../bundle/format.js';
 import { type Bundle, verifyBundle, withBundle } from '../bundle/read.js';
-import { Engine, type EngineChoice } from '../engine/engine.js';
-import { DdiffError } from '../errors.js';
+import type { Engine, EngineChoice } from '../engine/engine.js';
+import { chooseEngine } from '../engine/choose.js';
+import { DdiffError, UsageError } from '../errors.js';
+import { loadIntoRegistry } from '../load/registry.js';
 import { chooseBase } from '../load/base.js';
-import { fastPathOmissions } from '../load/fast-path.js';
+import { contentStoreOmissions, fastPathOmissions } from '../load/fast-path.js';
+import { Containerd } from '../engine/containerd.js';
+import type { OmittedLayer } from '../image/layer.js';
 import { type RebuiltLayers, rebuildDeltaLayers } from '../load/delta-layers.js';
 import { planArchive } from '../load/plan.js';
 import { loadIntoEngine, writeToFile, writeToStream } from '../load/sinks.js';
@@ -13,8 +17,11 @@ import type { Reporter } from './report.js';
 import { baseJson, toJson } from './json.js';
 import { summaryChannel, summaryLine } from './output.js';
 import { refuseTerminal } from './refusals.js';
+import type { RegistryOptions } from '../registry/connect.js';
 
-export interface LoadOptions extends EngineChoice {
+export interface LoadOptions extends EngineChoice, RegistryOptions {
+  /** `--to docker://HOST/REPO:TAG`: push the rebuilt image into a registry instead. */
+  to?: string;
   base?: string;
   output?: string;
   image?: string;
@@ -49,15 +56,55 @@ export async function load(bundlePath: string, options: LoadOptions, report: Rep
   await withBundle(bundlePath, (bundle) => loadBundle(bundle, options, report));
 }
 
+/** `load --to docker://…`: the verified bundle's image into a registry. */
+async function pushBundle(
+  bundle: Bundle,
+  images: BundleImage[],
+  needed: Digest[],
+  options: LoadOptions & { to: string },
+  verified: Promise<void>,
+  report: Reporter,
+): Promise<void> {
+  if (options.output !== undefined) throw new UsageError('--to and -o exclude each other');
+  await verified;
+  let engine: Engine | undefined;
+  const spool = await tempDir('ddiff-load-');
+  try {
+    const pushed = await loadIntoRegistry(bundle, images, needed, options, spool.path, () => (engine ??= chooseEngine(options)));
+    const { stats } = pushed;
+    if (options.json) {
+      const summary = {
+        images: images.map((i) => ({ id: i.id, tags: i.tags })),
+        base: baseJson(bundle.metadata.base),
+        baseSource: pushed.base,
+        mode: 'registry',
+        output: pushed.reference,
+        engine: null,
+      };
+      report.out(toJson({ ...summary, manifest: pushed.manifestDigest, blobs: stats }));
+    } else {
+      summaryLine(
+        undefined,
+        report,
+      )(
+        `Pushed ${pushed.reference}@${pushed.manifestDigest}: ${stats.uploaded} blob(s) uploaded (${stats.bytes} bytes), ${stats.mounted} mounted, ${stats.present} already there`,
+      );
+    }
+  } finally {
+    await spool.dispose();
+  }
+}
+
 async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter): Promise<void> {
   // Blobs are verified while the base is looked up; nothing is written before both are done.
   const verified = verifyBundle(bundle);
   verified.catch(() => undefined);
   const images = selectBundleImages(bundle, options.image);
   const needed = neededFromBase(bundle, images);
+  if (options.to !== undefined) return pushBundle(bundle, images, needed, { ...options, to: options.to }, verified, report);
   const toEngine = options.output === undefined;
   let engine: Engine | undefined;
-  const getEngine = () => (engine ??= Engine.choose(options, 'to write the image to a file instead: ddiff load BUNDLE -o FILE'));
+  const getEngine = () => (engine ??= chooseEngine(options, 'to write the image to a file instead: ddiff load BUNDLE -o FILE'));
   const spool = await tempDir('ddiff-load-');
   let rebuilt: RebuiltLayers | undefined;
   try {
@@ -69,10 +116,13 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
     if (verifiedResult.status === 'rejected') throw verifiedResult.reason;
     if (baseResult.status === 'rejected') throw baseResult.reason;
     const base = baseResult.value;
-    let omit: Set<Digest> | undefined;
+    let omit: Map<Digest, OmittedLayer> | undefined;
     if (preferEngine && base.kind === 'engine' && base.engine.name === 'docker') {
       const target = getEngine();
       if (target.name === 'docker' && (await target.hasClassicStore())) omit = fastPathOmissions(images, base.images);
+    }
+    if (preferEngine && base.kind === 'engine' && base.engine instanceof Containerd && base.engine === getEngine()) {
+      omit = contentStoreOmissions(needed, base.images, await base.engine.contentDigests());
     }
     // Rebuilt as they are written when the output is a file under a temporary name.
     const streamed = options.output !== undefined && options.output !== '-';

@@ -1,5 +1,6 @@
 import { type Bundle, verifyBundle, withBundle } from '../bundle/read.js';
-import { Engine } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
+import { chooseEngine } from '../engine/choose.js';
 import { errorCode, errorMessage } from '../errors.js';
 import { chooseBase } from '../load/base.js';
 import { tempDir } from '../util/cleanup.js';
@@ -50,7 +51,7 @@ async function checkBase(bundle: Bundle, needed: Digest[], options: LoadOptions)
       needed,
       { base: options.base, preferEngine: false },
       spool.path,
-      () => (engine ??= Engine.choose(options)),
+      () => (engine ??= chooseEngine(options)),
     );
     return base.kind === 'none' ? null : base.name;
   } finally {

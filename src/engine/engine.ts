@@ -1,15 +1,18 @@
 import type { Readable, Writable } from 'node:stream';
 import { EngineError, EngineUnreachableError } from '../errors.js';
-import { chooseEngine, type EngineName, unreachable } from './reachability.js';
+import { unreachable } from './reachability.js';
 import { type Child, startChild } from './child.js';
 import type { Platform } from '../image/image.js';
+import type { BlobDescriptor } from '../image/layer.js';
 import { isDigest, type Digest } from '../util/digest.js';
 import { isRecord } from '../util/json.js';
 
-export type { EngineName };
+export type EngineName = 'docker' | 'podman' | 'containerd';
 
 export interface EngineChoice {
   engine?: string;
+  /** containerd's namespace (`--namespace`). */
+  namespace?: string;
 }
 
 /** What `image inspect` tells of a local image: enough to diff against it without saving it. */
@@ -18,6 +21,12 @@ export interface EngineImage {
   tags: string[];
   platform: Platform;
   diffIds: Digest[];
+  /** The stored blob of each layer, in diffID order, when the engine keeps layers as blobs. */
+  storedLayers?: BlobDescriptor[];
+}
+
+export function isEngineName(value: string | undefined): value is EngineName {
+  return value === 'docker' || value === 'podman' || value === 'containerd';
 }
 
 /**
@@ -50,20 +59,16 @@ export class Engine {
     this.name = name;
   }
 
-  /** The engine to use (see chooseEngine): `--engine`, `DDIFF_ENGINE`, `DDIFF_FORCE_PODMAN`, else the one installed. */
-  static choose(choice: EngineChoice = {}, noEngineHint?: string): Engine {
-    return new Engine(chooseEngine(choice.engine, noEngineHint));
-  }
-
   /**
    * Starts the engine CLI. `exit` settles when it has exited: rejecting, on failure, with its
    * own message (see engineMessage) and how it ended.
    */
-  private start(args: string[], options: { stdin: boolean; ownInterrupt?: boolean }): { child: Child; exit: Promise<void> } {
-    const child = startChild(this.name, args, options);
+  protected start(args: string[], options: { stdin: boolean; ownInterrupt?: boolean }): { child: Child; exit: Promise<void> } {
+    const [command, fullArgs] = this.commandLine(args);
+    const child = startChild(command, fullArgs, options);
     const exit = Promise.race([
       child.spawnError.then((error) => {
-        throw new EngineError(`${this.name} could not be started: ${error.message}`, { cause: error });
+        throw new EngineError(`${command} could not be started: ${error.message}`, { cause: error });
       }),
       child.closed.then(({ code, signal }) => {
         if (code === 0) return;
@@ -71,11 +76,16 @@ export class Engine {
         const said = engineMessage(child.stderrText());
         const down = unreachable(this.name, child.stderrText());
         if (down) throw down;
-        throw new EngineError(`${commandName(this.name, args)} failed: ${said ? (signal ? `${said} (${how})` : said) : how}`);
+        throw new EngineError(`${commandName(command, args)} failed: ${said ? (signal ? `${said} (${how})` : said) : how}`);
       }),
     ]);
     exit.catch(() => undefined);
     return { child, exit };
+  }
+
+  /** The program to run and its arguments (containerd's `ctr` takes its socket and namespace first). */
+  protected commandLine(args: string[]): [string, string[]] {
+    return [this.name, args];
   }
 
   /** Runs the engine CLI; resolves with its stdout (or pipes it to `io.stdout`). */
@@ -176,6 +186,16 @@ export class Engine {
     if (this.name !== 'docker') return false;
     const out = await this.run(['info', '--format', '{{json .DriverStatus}}']);
     return !out.includes('io.containerd.snapshotter');
+  }
+
+  /** Removes images (by ID or reference), ignoring those already gone. */
+  async removeImages(refs: string[]): Promise<void> {
+    if (refs.length > 0) await this.run(['rmi', '--force', ...refs]).catch(() => undefined);
+  }
+
+  /** Points `ref` at the image `id` again. */
+  async retag(id: Digest, ref: string): Promise<void> {
+    await this.run(['tag', id, ref]).catch(() => undefined);
   }
 
   /** IDs of all local images. */

@@ -1,9 +1,8 @@
 import { execFile } from 'node:child_process';
 import { isRecord } from '../util/json.js';
-import type { EngineName } from './reachability.js';
 
 interface EngineVersion {
-  name: EngineName;
+  name: 'docker' | 'podman';
   /** The CLI's version; null when it is not installed. */
   client: string | null;
   /** The daemon's version (Docker); null for Podman (no daemon) or when the daemon does not answer. */

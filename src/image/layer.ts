@@ -3,6 +3,7 @@ import { corrupt } from '../errors.js';
 import type { Compression } from '../util/compression.js';
 import { decompressor } from '../util/compression.js';
 import { DigestingStream, type Digest } from '../util/digest.js';
+import { sha256OfFileRange } from '../util/hash-worker.js';
 
 /**
  * One layer of an image, wherever its bytes are (an archive file, a layout directory, a spooled
@@ -49,13 +50,22 @@ export interface FileLocation {
   readonly offset: number;
 }
 
+/** A blob as registries and OCI manifests name it. */
+export interface BlobDescriptor {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType: string;
+}
+
 /**
- * A layer deliberately left out of a written archive: Docker's classic store finds it by its
- * chain (the fast path). Only its diffID is known and needed.
+ * A layer deliberately left out of a written archive because its reader holds it: Docker's
+ * classic store finds it by its chain (only the diffID is needed); containerd's content store
+ * by the blob `stored`, which the archive's manifest then names.
  */
 export interface OmittedLayer {
   readonly omitted: true;
   readonly diffId: Digest;
+  readonly stored?: BlobDescriptor;
 }
 
 /** How a layer is named in messages: its entry and its diffID. */
@@ -71,8 +81,24 @@ export function verifyingStored(layer: Layer): Transform {
   return new DigestingStream({ digest: layer.digest, mismatch: (got) => storedBytesMismatch(layer, got) });
 }
 
+/**
+ * A layer's stored bytes to copy, and how they are checked against its digest: in the stream
+ * (`through`), or for bytes lying in a file, on the hashing thread beside the copy (`aside`,
+ * which rejects on a mismatch); not at all when their producer checks them (`checked`).
+ */
+export function storedBytesChecked(layer: Layer): { data: Readable; through: Transform[]; aside?: Promise<void> } {
+  if (layer.checked) return { data: layer.open(), through: [] };
+  const { file } = layer;
+  if (!file) return { data: layer.open(), through: [verifyingStored(layer)] };
+  const aside = sha256OfFileRange(file.path, file.offset, layer.size).then((hashed) => {
+    if (hashed.digest !== layer.digest || hashed.size !== layer.size) throw storedBytesMismatch(layer, hashed.digest);
+  });
+  aside.catch(() => undefined);
+  return { data: layer.open(), through: [], aside };
+}
+
 /** The error for stored bytes that hash to `got`, not the layer's digest. */
-export function storedBytesMismatch(layer: Layer, got: Digest): Error {
+function storedBytesMismatch(layer: Layer, got: Digest): Error {
   return corrupt(layer.source, describeLayer(layer), `its bytes hash to ${got}, expected ${layer.digest}`);
 }
 

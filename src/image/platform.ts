@@ -10,7 +10,7 @@ const NODE_TO_OCI_ARCH: Record<string, string> = {
   s390x: 's390x',
 };
 
-function hostPlatform(): Platform {
+export function hostPlatform(): Platform {
   return { os: 'linux', architecture: NODE_TO_OCI_ARCH[process.arch] ?? process.arch };
 }
 

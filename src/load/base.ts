@@ -2,7 +2,8 @@ import type { Bundle } from '../bundle/read.js';
 import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
 import type { Engine, EngineImage } from '../engine/engine.js';
-import { MissingLayersError } from '../errors.js';
+import { MissingLayersError, UsageError } from '../errors.js';
+import { isRegistryReference } from '../registry/remote-image.js';
 import type { Layer } from '../image/layer.js';
 import { classifyInput, engineFor, imagesNamed } from '../commands/inputs.js';
 import type { Digest } from '../util/digest.js';
@@ -90,6 +91,9 @@ export async function chooseBase(
   if (needed.length === 0) return { kind: 'none' };
   const recorded = bundle.metadata.base.reference;
   const explicit = options.base;
+  if (explicit !== undefined && isRegistryReference(explicit)) {
+    throw new UsageError(`--base ${explicit}: a registry base serves only load --to (its layers are mounted there, never downloaded)`);
+  }
   const explicitSpec = explicit === undefined ? undefined : await classifyInput(explicit);
   if (explicit !== undefined && explicitSpec?.kind === 'archive') {
     const base = await archiveBase(explicit, explicitSpec, spoolDir);
@@ -107,7 +111,7 @@ export async function chooseBase(
   const candidates = [...bundle.metadata.base.ids, ...bundle.metadata.base.tags, ...(recorded ? [recorded] : [])];
   if (options.preferEngine) {
     const eng = tryEngine(engine);
-    const images = eng?.name === 'docker' ? await findEngineImages(eng, candidates, needed) : undefined;
+    const images = eng?.name === 'docker' || eng?.name === 'containerd' ? await findEngineImages(eng, candidates, needed) : undefined;
     if (eng && images) return engineSource(eng, images);
   }
   const recordedSpec = recorded === undefined || recorded === '-' ? undefined : await classifyInput(recorded).catch(() => undefined);

@@ -1,5 +1,6 @@
 import type { BundleImage } from '../bundle/format.js';
 import type { EngineImage } from '../engine/engine.js';
+import type { OmittedLayer } from '../image/layer.js';
 import type { Digest } from '../util/digest.js';
 
 /**
@@ -8,15 +9,35 @@ import type { Digest } from '../util/digest.js';
  * image's layers from the base must come first, and form a prefix of some local image's
  * layers. Returns the diffIDs to leave out, or undefined when the archive must be complete.
  */
-export function fastPathOmissions(images: BundleImage[], local: EngineImage[]): Set<Digest> | undefined {
-  const omit = new Set<Digest>();
+export function fastPathOmissions(images: BundleImage[], local: EngineImage[]): Map<Digest, OmittedLayer> | undefined {
+  const omit = new Map<Digest, OmittedLayer>();
   for (const image of images) {
     const prefix = image.layers.findIndex((layer) => layer.blob !== undefined);
     const fromBase = prefix === -1 ? image.layers : image.layers.slice(0, prefix);
     if (image.layers.slice(fromBase.length).some((layer) => layer.blob === undefined)) return undefined;
     const chainHeld = local.some((l) => fromBase.every((layer, i) => l.diffIds[i] === layer.diffId));
     if (!chainHeld) return undefined;
-    for (const layer of fromBase) omit.add(layer.diffId);
+    for (const layer of fromBase) omit.set(layer.diffId, { omitted: true, diffId: layer.diffId });
   }
   return omit;
+}
+
+/**
+ * The base layers containerd can be left to find: every needed layer whose blob (as a local
+ * image's manifest names it) is in its content store, which an OCI-layout import reads by digest
+ * (its unpack skips layers whose snapshot exists). All or nothing: undefined when one is absent.
+ */
+export function contentStoreOmissions(
+  needed: Digest[],
+  local: EngineImage[],
+  content: ReadonlySet<string>,
+): Map<Digest, OmittedLayer> | undefined {
+  const stored = new Map<Digest, OmittedLayer>();
+  for (const image of local) {
+    image.diffIds.forEach((diffId, i) => {
+      const blob = image.storedLayers?.[i];
+      if (blob && content.has(blob.digest) && !stored.has(diffId)) stored.set(diffId, { omitted: true, diffId, stored: blob });
+    });
+  }
+  return needed.every((d) => stored.has(d)) ? stored : undefined;
 }

@@ -5,7 +5,7 @@ import { bundleLayer, type Bundle } from '../bundle/read.js';
 import { copySavedLayers } from '../engine/save-stream.js';
 import { MissingLayersError } from '../errors.js';
 import { blobPath } from '../image/blob-names.js';
-import type { Layer } from '../image/layer.js';
+import type { Layer, OmittedLayer } from '../image/layer.js';
 import type { HeaderPatch } from '../tar/writer.js';
 import type { Digest } from '../util/digest.js';
 import type { BaseSource } from './base.js';
@@ -42,7 +42,8 @@ export function planArchive(
   images: BundleImage[],
   base: BaseSource,
   needed: Digest[],
-  omit: Set<Digest> | undefined,
+  /** Base layers the engine holds, left out of the archive (its fast path). */
+  omit: ReadonlyMap<Digest, OmittedLayer> | undefined,
   /** Delta layers, already rebuilt and checked (load/delta-layers.ts). */
   rebuilt: Map<Digest, Layer>,
 ): ArchiveJob {
@@ -51,7 +52,7 @@ export function planArchive(
     try {
       let baseLayer: (diffId: Digest) => LayerToWrite;
       if (omit) {
-        baseLayer = (diffId) => ({ omitted: true, diffId });
+        baseLayer = (diffId) => omit.get(diffId) ?? { omitted: true, diffId };
       } else if (base.kind === 'archive') {
         baseLayer = (diffId) => base.layers.get(diffId)!;
       } else if (base.kind === 'engine') {

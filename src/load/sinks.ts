@@ -16,7 +16,11 @@ import type { ArchiveJob } from './plan.js';
 const INFLATE_FOR_DOCKER: ReadonlySet<Compression> = new Set(['zstd']);
 
 function optionsFor(renamable: boolean, engine?: Engine): ArchiveWriterOptions {
-  return { renamable, inflate: engine?.name === 'podman' ? new Set() : INFLATE_FOR_DOCKER };
+  return {
+    renamable,
+    inflate: engine?.name === 'podman' ? new Set() : INFLATE_FOR_DOCKER,
+    normalizeNames: engine?.name === 'containerd',
+  };
 }
 
 /** What the engine holds under the images' IDs and tags before the load, to undo an interrupted one. */
@@ -51,9 +55,9 @@ async function loadedAny(engine: Engine, before: Map<string, Digest | undefined>
 /** Removes what an interrupted load added, and points moved tags back where they were. */
 async function undoLoad(engine: Engine, before: Map<string, Digest | undefined>, images: { id: Digest; tags: string[] }[]): Promise<void> {
   const added = images.filter((i) => before.get(i.id) === undefined).map((i) => i.id);
-  if (added.length > 0) await engine.run(['rmi', '--force', ...added]).catch(() => undefined);
+  await engine.removeImages(added);
   for (const [ref, id] of before) {
-    if (id !== undefined && ref !== id) await engine.run(['tag', id, ref]).catch(() => undefined);
+    if (id !== undefined && ref !== id) await engine.retag(id, ref);
   }
 }
 
@@ -105,6 +109,10 @@ export async function loadIntoEngine(engine: Engine, job: ArchiveJob, images: { 
       throw error instanceof EngineError || !engineFailure || !isPipeError(error) ? error : engineFailure;
     }
     return await loading.done;
+  } catch (error) {
+    // ctr creates an image's name before it unpacks it: a failed import leaves names behind.
+    if (engine.name === 'containerd') await undoLoad(engine, before, images);
+    throw error;
   } finally {
     unregister();
   }

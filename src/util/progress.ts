@@ -69,3 +69,19 @@ export function startStep(name: string, sizes: number[]): Step {
     },
   };
 }
+
+/** A step over items that may repeat (a layer shared by images): each key counts once, in first-seen order. */
+export function stepOver<T extends { size: number }>(
+  name: string,
+  items: T[],
+  key: (item: T) => string,
+): Step & { streamOf(item: T): Transform; countedOf(source: Readable, item: T): Readable } {
+  const unique = [...new Map(items.map((item) => [key(item), item] as const)).values()];
+  const index = new Map(unique.map((item, i) => [key(item), i]));
+  const step = startStep(
+    name,
+    unique.map((item) => item.size),
+  );
+  const at = (item: T) => index.get(key(item)) ?? 0;
+  return { ...step, streamOf: (item) => step.stream(at(item)), countedOf: (source, item) => step.counted(source, at(item)) };
+}

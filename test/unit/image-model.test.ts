@@ -14,7 +14,7 @@ import type { EngineImage } from '../../src/engine/engine.js';
 import { mayBeLayer } from '../../src/engine/save-stream.js';
 import { blobPath } from '../../src/image/blob-names.js';
 import type { Layer } from '../../src/image/layer.js';
-import { fastPathOmissions } from '../../src/load/fast-path.js';
+import { contentStoreOmissions, fastPathOmissions } from '../../src/load/fast-path.js';
 import { decodeHeader, encodeFileHeader } from '../../src/tar/header.js';
 import { sha256, type Digest } from '../../src/util/digest.js';
 import { readAt } from '../../src/util/read-at.js';
@@ -139,8 +139,9 @@ test('fast path: base layers must come first and be a prefix of one local image'
     [2, false],
     [3, true],
   ]);
-  assert.deepEqual(fastPathOmissions([target], [local([1, 2])]), new Set([d(1), d(2)]));
-  assert.deepEqual(fastPathOmissions([target], [local([1, 2, 7])]), new Set([d(1), d(2)]));
+  const omitted = (images: EngineImage[]) => new Set(fastPathOmissions([target], images)?.keys());
+  assert.deepEqual(omitted([local([1, 2])]), new Set([d(1), d(2)]));
+  assert.deepEqual(omitted([local([1, 2, 7])]), new Set([d(1), d(2)]));
   // Split base (b1 = [1], b2 = [4, 2]): no single image holds the chain 1,2.
   assert.equal(fastPathOmissions([target], [local([1]), local([4, 2])]), undefined);
   // A base layer after a bundled one: the archive must be complete.
@@ -150,4 +151,47 @@ test('fast path: base layers must come first and be a prefix of one local image'
     [2, false],
   ]);
   assert.equal(fastPathOmissions([gap], [local([1, 2])]), undefined);
+});
+
+test('containerd: base layers its content store holds are left out, and the OCI manifest names their blobs', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ddiff-writer-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const baseBytes = Buffer.from(await makeTar([{ name: 'base.txt', content: 'base' }]));
+  const held = {
+    digest: sha256('the gzip blob containerd holds'),
+    size: 99,
+    mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  };
+  const baseDiffId = sha256(baseBytes);
+  const local: EngineImage = {
+    id: sha256('base config'),
+    tags: [],
+    platform: { os: 'linux', architecture: 'amd64' },
+    diffIds: [baseDiffId],
+    storedLayers: [held],
+  };
+  assert.equal(contentStoreOmissions([baseDiffId], [local], new Set()), undefined, 'a blob absent from the content store must be sent');
+  const omit = contentStoreOmissions([baseDiffId], [local], new Set([held.digest]));
+  assert.deepEqual(omit?.get(baseDiffId), { omitted: true, diffId: baseDiffId, stored: held });
+
+  const layer = memoryLayer(Buffer.from(await makeTar([{ name: 'app.txt', content: 'app' }])));
+  const cfg = config([baseDiffId, layer.diffId]);
+  const out = collect();
+  const writer = new ImageArchiveWriter(out.sink, { normalizeNames: true });
+  await writer.finish([{ id: sha256(cfg), configBytes: cfg, tags: ['team/app:1'], layers: [omit!.get(baseDiffId)!, layer] }]);
+  await writeFile(join(dir, 'c.tar'), out.bytes());
+  const catalog = await openArchive(join(dir, 'c.tar'));
+  assert.ok(!catalog.has(blobPath(held.digest)), 'the held blob is not in the archive');
+  assert.ok(!catalog.has('manifest.json'), 'no manifest.json naming an absent entry');
+  assert.ok(catalog.has(blobPath(layer.digest)));
+  const index = (await catalog.readJson('index.json')) as { manifests: { digest: Digest; annotations: Record<string, string> }[] };
+  assert.equal(index.manifests[0]!.annotations['io.containerd.image.name'], 'docker.io/team/app:1');
+  const manifest = (await catalog.readJson(blobPath(index.manifests[0]!.digest))) as { layers: { digest: string; mediaType: string }[] };
+  assert.deepEqual(
+    manifest.layers.map((l) => [l.digest, l.mediaType]),
+    [
+      [held.digest, held.mediaType],
+      [layer.digest, 'application/vnd.oci.image.layer.v1.tar'],
+    ],
+  );
 });

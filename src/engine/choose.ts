@@ -1,0 +1,48 @@
+import { spawnSync } from 'node:child_process';
+import { EngineError, UsageError } from '../errors.js';
+import { Containerd } from './containerd.js';
+import { Engine, type EngineChoice, isEngineName } from './engine.js';
+import { probe, unreachable } from './reachability.js';
+
+/** containerd's namespace: `--namespace`, else CONTAINERD_NAMESPACE, else `k8s.io` when it exists (Kubernetes nodes), else `default`. */
+function containerdNamespace(choice: EngineChoice): string {
+  const given = choice.namespace ?? process.env.CONTAINERD_NAMESPACE;
+  if (given) return given;
+  const listed = spawnSync('ctr', ['namespaces', 'ls', '-q'], { encoding: 'utf8', timeout: 20_000 });
+  if (listed.error || listed.status !== 0) {
+    const said = listed.error?.message ?? listed.stderr.trim().split('\n').pop() ?? '';
+    throw new EngineError(`ctr namespaces ls failed: ${said} (is containerd running at CONTAINERD_ADDRESS?)`);
+  }
+  return listed.stdout.split('\n').includes('k8s.io') ? 'k8s.io' : 'default';
+}
+
+/** The engine's complaint, on one line. */
+function firstLine(stderr: string): string {
+  return stderr.trim().split('\n')[0] || 'no reason given';
+}
+
+/**
+ * The engine to use: `--engine`, else `DDIFF_ENGINE`, else Podman when `DDIFF_FORCE_PODMAN=1`
+ * (as the original tool had), else Docker when its CLI is installed, else Podman. containerd is
+ * used only when asked for. A Docker CLI whose daemon is down is an error, not a silent switch
+ * to Podman: the user would load into an engine they did not mean. `noEngineHint` says what to
+ * do instead when neither is installed.
+ */
+export function chooseEngine(choice: EngineChoice = {}, noEngineHint = 'pass image archives instead'): Engine {
+  const requested = choice.engine ?? process.env.DDIFF_ENGINE;
+  if (requested !== undefined && requested !== '') {
+    if (!isEngineName(requested)) throw new UsageError(`unknown engine '${requested}' (expected docker, podman or containerd)`);
+    if (requested === 'containerd') return new Containerd(containerdNamespace(choice));
+    return new Engine(requested);
+  }
+  if (process.env.DDIFF_FORCE_PODMAN === '1') return new Engine('podman');
+  const docker = probe('docker');
+  if (docker.answers) return new Engine('docker');
+  if (docker.installed) {
+    throw unreachable('docker', docker.stderr) ?? new EngineError(`docker does not answer: ${firstLine(docker.stderr)}`);
+  }
+  const podman = probe('podman');
+  if (podman.answers) return new Engine('podman');
+  if (podman.installed) throw new EngineError(`podman does not answer: ${firstLine(podman.stderr)}`);
+  throw new EngineError(`no container engine found (neither docker nor podman is installed); ${noEngineHint}`);
+}
