@@ -124,7 +124,7 @@ export async function rebuildDeltaLayers(
       await finished(out);
       layers.set(diffId, {
         ...layer,
-        open: () => createReadStream(file, { highWaterMark: 1 << 20 }),
+        open: () => createReadStream(file, { highWaterMark: 256 << 10 }),
         file: { path: file, offset: 0 },
         checked: true,
       });
@@ -138,7 +138,7 @@ export async function rebuildDeltaLayers(
 
 /** The bytes `rebuild` writes, ending only when it succeeds; its error fails the stream instead. */
 function rebuiltStream(rebuild: (out: Writable) => Promise<void>): Readable {
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  const out = new PassThrough({ highWaterMark: 256 << 10 });
   rebuild(out).then(
     () => out.end(),
     (error: unknown) => out.destroy(error instanceof Error ? error : new Error(String(error))),
