@@ -15,7 +15,8 @@ import { compressor as parallelCompressor, DEFAULT_LEVELS as CODEC_LEVELS } from
 import { InflatedSizeCounter } from '../util/compression.js';
 import { progress } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
-import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
+import { hexOf, type Digest } from '../util/digest.js';
+import { DigestingStream } from '../util/digesting-stream.js';
 import { blobPath } from '../image/blob-names.js';
 import { DeltaStager, type DeltaSources, type StagedBlob } from './delta-stage.js';
 import {
