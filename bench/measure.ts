@@ -4,21 +4,15 @@
  * the results table.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The CLI's shebang options: the bench runs it as the installed `ddiff` does.
+import { cliNodeOptions } from '../test/helpers/cli.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The compiled CLI (dist/src/cli.js) and the probe next to this file (dist/bench/probe.js). */
 export const cli = join(here, '..', 'src', 'cli.js');
 const probe = join(here, 'probe.js');
-/** Node options of the CLI's shebang line (`#!/usr/bin/env -S node …`): the bench runs it as the installed `ddiff` does. */
-export const cliNodeOptions = readFileSync(cli, 'utf8')
-  .split('\n', 1)[0]!
-  .replace(/^#!.*?\bnode\b/, '')
-  .trim()
-  .split(/\s+/)
-  .filter(Boolean);
 export const MB = 1_000_000;
 
 export interface Measure {

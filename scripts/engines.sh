@@ -48,16 +48,19 @@ alive() {
   [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
-# PID from our pidfile if that process is alive and is a dockerd; empty otherwise.
-our_pid() {
-  [ -s "$PIDFILE" ] || return 0
+# PID from pidfile $1 if that process is alive and its command is $2; empty otherwise.
+pid_from() {
+  [ -s "$1" ] || return 0
   local pid
-  pid="$(tr -dc '0-9' <"$PIDFILE")"
+  pid="$(tr -dc '0-9' <"$1")"
   [ -n "$pid" ] || return 0
-  if alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+  if alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]; then
     echo "$pid"
   fi
 }
+
+# Our dockerd's PID, if it is alive.
+our_pid() { pid_from "$PIDFILE" dockerd; }
 
 docker_answers() {
   DOCKER_HOST="unix://$SOCK" timeout 10 "$(docker_cli)" version --format '{{.Server.Version}}' \
@@ -140,16 +143,8 @@ EOF
   echo "export CONTAINERS_STORAGE_CONF=$conf"
 }
 
-# PID from our containerd pidfile if that process is alive and is a containerd; empty otherwise.
-our_containerd_pid() {
-  [ -s "$CPIDFILE" ] || return 0
-  local pid
-  pid="$(tr -dc '0-9' <"$CPIDFILE")"
-  [ -n "$pid" ] || return 0
-  if alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = containerd ]; then
-    echo "$pid"
-  fi
-}
+# Our containerd's PID, if it is alive.
+our_containerd_pid() { pid_from "$CPIDFILE" containerd; }
 
 containerd_answers() {
   timeout 10 ctr --address "$CSOCK" version >/dev/null 2>&1

@@ -43,7 +43,9 @@ export abstract class FileRangeCatalog extends Catalog {
   protected openEntry(entry: CatalogEntry): Readable {
     if (entry.size === 0) return Readable.from([]);
     const { path, offset } = this.rangeOf(entry);
-    return createReadStream(path, { start: offset, end: offset + entry.size - 1, highWaterMark: 1 << 20 });
+    // 256 KiB reads: 1 MiB ones live past V8's young generation and piled up dead (~40 MB of
+    // peak RSS while a 121 MB layer was copied); smaller ones cost more calls for no gain.
+    return createReadStream(path, { start: offset, end: offset + entry.size - 1, highWaterMark: 256 << 10 });
   }
 
   protected factsOf(entry: CatalogEntry, wantDiffId: boolean): Promise<EntryFacts> {

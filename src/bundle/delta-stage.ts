@@ -6,7 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import { encodeLayerDelta, type EncodeStats, SpooledBase } from '../delta/index.js';
 import { errorMessage } from '../errors.js';
 import { type FileLocation, type Layer, uncompressedBytesMismatch } from '../image/layer.js';
-import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
+import { hexOf, type Digest } from '../util/digest.js';
+import { DigestingStream } from '../util/digesting-stream.js';
 import { sha256OfFileRange } from '../util/hash-worker.js';
 import type { BundleBlob, DeltaInfo } from './format.js';
 

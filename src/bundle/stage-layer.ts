@@ -9,7 +9,8 @@ import { isContentAddressed } from '../image/blob-names.js';
 import type { Layer } from '../image/layer.js';
 import { compressor as parallelCompressor, DEFAULT_LEVELS as CODEC_LEVELS } from '../util/compress.js';
 import { InflatedSizeCounter } from '../util/compression.js';
-import { DigestingStream, hexOf } from '../util/digest.js';
+import { hexOf } from '../util/digest.js';
+import { DigestingStream } from '../util/digesting-stream.js';
 import type { StagedBlob } from './delta-stage.js';
 
 const LAYER_MEDIA_TYPES = {

@@ -2,7 +2,8 @@ import type { Readable, Transform } from 'node:stream';
 import { corrupt } from '../errors.js';
 import type { Compression } from '../util/compression.js';
 import { decompressor } from '../util/compression.js';
-import { DigestingStream, type Digest } from '../util/digest.js';
+import type { Digest } from '../util/digest.js';
+import { DigestingStream } from '../util/digesting-stream.js';
 import { sha256OfFileRange } from '../util/hash-worker.js';
 
 /**

@@ -9,7 +9,8 @@ import { corrupt, MissingLayersError } from '../errors.js';
 import { type Layer, openUncompressed } from '../image/layer.js';
 import { OCI_LAYER_TYPES } from '../image/media-types.js';
 import { readTarStream } from '../tar/extract.js';
-import { DigestingStream, hexOf, type Digest } from '../util/digest.js';
+import { hexOf, type Digest } from '../util/digest.js';
+import { DigestingStream } from '../util/digesting-stream.js';
 import type { BaseSource } from './base.js';
 import { finished, pipeline } from 'node:stream/promises';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
@@ -124,7 +125,7 @@ export async function rebuildDeltaLayers(
       await finished(out);
       layers.set(diffId, {
         ...layer,
-        open: () => createReadStream(file, { highWaterMark: 1 << 20 }),
+        open: () => createReadStream(file, { highWaterMark: 256 << 10 }),
         file: { path: file, offset: 0 },
         checked: true,
       });
@@ -138,7 +139,7 @@ export async function rebuildDeltaLayers(
 
 /** The bytes `rebuild` writes, ending only when it succeeds; its error fails the stream instead. */
 function rebuiltStream(rebuild: (out: Writable) => Promise<void>): Readable {
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  const out = new PassThrough({ highWaterMark: 256 << 10 });
   rebuild(out).then(
     () => out.end(),
     (error: unknown) => out.destroy(error instanceof Error ? error : new Error(String(error))),

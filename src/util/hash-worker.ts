@@ -141,12 +141,12 @@ export function sha256OfFileRange(path: string, offset: number, length: number):
 
 /** The bytes are passed through a ring of this many slots of SLOT bytes, shared with the worker. */
 const SLOTS = 4;
-const SLOT = 1 << 20;
+const SLOT = 256 << 10;
 
 /**
  * A streaming sha256 on the hashing thread. `update` copies the bytes into a ring of slots
  * shared with the worker (nothing is allocated per chunk, nothing left for the worker to
- * collect) and waits only while every slot is still being hashed: memory stays at the 4 MiB ring.
+ * collect) and waits only while every slot is still being hashed: memory stays at the 1 MiB ring.
  */
 export class Sha256Thread {
   private readonly shared = new SharedArrayBuffer(SLOTS * SLOT);
