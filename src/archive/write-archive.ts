@@ -107,7 +107,8 @@ export class ImageArchiveWriter {
   /** Writes the images: their layers not yet written, configs, manifests; then ends the tar. */
   async finish(images: ImageToWrite[]): Promise<void> {
     const copied = images.flatMap((i) => i.layers.filter((l): l is Layer => !('omitted' in l) && !('streamed' in l)));
-    const step = (this.step = stepOver('writing', copied, (l) => l.diffId));
+    const step = stepOver('writing', copied, (l) => l.diffId);
+    this.step = step;
     await this.writeImages(images).finally(() => step.finish());
   }
 

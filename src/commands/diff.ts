@@ -161,9 +161,11 @@ export async function diffAgainst(
   const spool = await tempDir('ddiff-diff-');
   try {
     const chosen: { image: Image; catalog: Catalog }[] = [];
+    const engines = new Set<string>();
     for (const target of targets) {
       const before = chosen.length;
-      const { catalog, image: named } = await openTarget(target, spool.path, options);
+      const { catalog, image: named, engine } = await openTarget(target, spool.path, options);
+      if (engine) engines.add(engine);
       const { images } = await readImages(catalog);
       if (images.length === 0) throw catalog.fail('holds no images');
       for (const image of selectImages(imagesNamed(images, named, catalog.source), catalog.source, wanted)) {
@@ -201,7 +203,7 @@ export async function diffAgainst(
     } else if (output !== '-') {
       const say = summaryLine(output, report);
       say(
-        `Wrote ${output} (${humanSize(result.size)}): ${included} of ${layerCount} layers; the base provides ${result.metadata.base.needed.length}`,
+        `Wrote ${output} (${humanSize(result.size)}): ${included} of ${layerCount} layers; the base provides ${result.metadata.base.needed.length}${engines.size ? `; targets read from ${[...engines].join(', ')}` : ''}`,
       );
     }
   } finally {

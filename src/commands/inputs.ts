@@ -118,7 +118,11 @@ export async function resolveInput(input: string, options: InputOptions & { veri
 }
 
 /** Opens a target so its layer bytes can be read: archives as they are, references via `save`. */
-export async function openTarget(input: string, spoolDir: string, options: InputOptions): Promise<{ catalog: Catalog; image?: string }> {
+export async function openTarget(
+  input: string,
+  spoolDir: string,
+  options: InputOptions,
+): Promise<{ catalog: Catalog; image?: string; engine?: string }> {
   const spec = await classifyInput(input);
   if (spec.kind === 'archive') {
     const catalog = await openSeekableArchive(spec.path, spoolDir);
@@ -133,5 +137,5 @@ export async function openTarget(input: string, spoolDir: string, options: Input
   await engine.inspect(spec.ref); // a clear error for a missing image before a slow save
   const file = `${spoolDir}/target-${Date.now()}.tar`;
   await engine.save([spec.ref], file);
-  return { catalog: await openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${spec.ref}`) };
+  return { catalog: await openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${spec.ref}`), engine: engine.name };
 }

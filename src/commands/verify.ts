@@ -34,7 +34,8 @@ async function verifyWith(bundle: Bundle, path: string, options: LoadOptions, re
     throw error;
   }
   if (options.json) report.out(toJson({ ...result, baseSource }));
-  else
+  // -q: the exit code is the verdict.
+  else if (!report.quiet)
     report.out(
       `${path}: OK, ${result.blobs} blob(s) verified${baseSource ? `; base ${baseSource} holds the ${needed.length} needed layer(s)` : ''}`,
     );
