@@ -73,6 +73,8 @@ export class ImageArchiveWriter {
   private readonly written = new Map<string, Placed>();
   private streamedCount = 0;
   private step: ReturnType<typeof stepOver<Layer>> | undefined;
+  /** Checks of layers hashed beside their copy (storedBytesChecked): all pass before the archive's last entries. */
+  private readonly checks: Promise<void>[] = [];
 
   constructor(
     output: Writable,
@@ -145,6 +147,7 @@ export class ImageArchiveWriter {
       dockerManifest.push({ Config: blobPath(image.id), RepoTags: image.tags, Layers: layerPaths });
       ociImages.push({ image, layers: placedLayers });
     }
+    await Promise.all(this.checks);
     if (complete) await this.writeOciHalf(ociImages);
     // manifest.json would name entries that are not there; containerd reads the OCI half only.
     if (!heldByReader) await this.tar.addBuffer('manifest.json', JSON.stringify(dockerManifest));
@@ -185,11 +188,8 @@ export class ImageArchiveWriter {
     const label = (this.step ?? stepOver('writing', [layer], (l) => l.diffId)).streamOf(layer);
     const copy = inflate ? { data: openUncompressed(layer), through: [verifyingUncompressed(layer)] } : storedBytesChecked(layer);
     const copied = this.tar.addStream(placed.entry, placed.size, copy.data, ...copy.through, label);
-    if (copy.aside) {
-      // The entry is not done until the check beside the copy is.
-      copied.catch(() => undefined);
-      await copy.aside;
-    }
+    // A check beside the copy may end after it: the archive is not finished until every one has.
+    if (copy.aside) this.checks.push(copy.aside);
     await copied;
     return placed;
   }
