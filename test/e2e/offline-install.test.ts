@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { after, test, type TestContext } from 'node:test';
-import { fixturesDir, repoRoot, runCli } from '../helpers/cli.js';
+import { fixturesDir, imageIdOf, repoRoot, runCli } from '../helpers/cli.js';
 
 const base = join(fixturesDir, 'docker-base.tar');
 const app = join(fixturesDir, 'docker-app.tar');
@@ -46,12 +46,6 @@ const bundleOnce = (async () => {
   assert.equal(r.code, 0, r.stderr);
   return bundle;
 })();
-
-async function imageIdOf(archive: string): Promise<string> {
-  const r = await runCli(['list', '--json', archive]);
-  assert.equal(r.code, 0, r.stderr);
-  return (JSON.parse(r.stdout) as { images: { id: string }[] }).images[0]!.id;
-}
 
 test('npm install -g ./ddiff-X.tgz with no network, then ddiff load -o gives the target image', async (t) => {
   if (!offlineOrSkip(t)) return;

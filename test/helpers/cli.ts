@@ -54,3 +54,10 @@ export function runCli(
     });
   });
 }
+
+/** The image ID of the first image of an archive, as `ddiff list --json` reads it. */
+export async function imageIdOf(archive: string): Promise<string> {
+  const r = await runCli(['list', '--json', archive]);
+  if (r.code !== 0) throw new Error(`ddiff list --json ${archive}: exit ${r.code}: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { images: { id: string }[] }).images[0]!.id;
+}

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { VERSION } from '../../src/version.js';
-import { cliPath, fixturesDir, repoRoot, runCli } from '../helpers/cli.js';
+import { cliPath, fixturesDir, imageIdOf, repoRoot, runCli } from '../helpers/cli.js';
 
 const fixture = (name: string) => join(fixturesDir, name);
 const base = fixture('docker-base.tar');
@@ -46,12 +46,6 @@ const bundleOnce = (async () => {
   assert.equal(r.code, 0, r.stderr);
   return path;
 })();
-
-async function imageIdOf(archive: string): Promise<string> {
-  const r = await runCli(['list', '--json', archive]);
-  assert.equal(r.code, 0, r.stderr);
-  return (JSON.parse(r.stdout) as { images: { id: string }[] }).images[0]!.id;
-}
 
 test('swapped BASE and TARGET (the target adds no layer): an error naming --allow-empty, no bundle written', async () => {
   const d = dir();
