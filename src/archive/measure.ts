@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { open } from 'node:fs/promises';
+import { readAt } from '../util/read-at.js';
+import { sha256OfFileRange } from '../util/hash-worker.js';
+import { ON_THREAD_AFTER } from '../util/digesting-stream.js';
 import { decompressor, detectCompression, type Compression } from '../util/compression.js';
 import type { Digest } from '../util/digest.js';
 import { looksLikeJson } from '../util/json.js';
@@ -37,40 +39,27 @@ export async function measure(stream: AsyncIterable<unknown>, options: MeasureOp
   return kept ? { facts: measuring.facts(), kept } : { facts: measuring.facts() };
 }
 
-const READ_CHUNK = 1 << 20;
-
 /**
  * Facts of a byte range of a file, when they need no decompression: its digest (and, for
- * uncompressed bytes, the diffID). Reads through one reused buffer, so hashing a layer of any
- * size allocates nothing per chunk (a stream allocates a new buffer for every read, and those
- * are freed only when the garbage collector gets to them: tens of MB on a multi-GB layer).
- * Returns undefined when the bytes are compressed and `wantDiffId` asks for their diffID:
- * then use `measure`.
+ * uncompressed bytes, the diffID), hashed in place on the hashing thread (util/hash-worker.ts),
+ * which reads through one reused buffer: nothing is allocated per chunk, and the main thread
+ * stays free (small ranges, configs and manifests, are hashed here). Returns undefined when the bytes are compressed and `wantDiffId` asks for their
+ * diffID: then use `measure`.
  */
 export async function measureFileRange(path: string, offset: number, size: number, wantDiffId: boolean): Promise<EntryFacts | undefined> {
-  const handle = await open(path, 'r');
-  try {
-    const buffer = Buffer.allocUnsafe(Math.max(HEAD_BYTES, Math.min(READ_CHUNK, size)));
-    const hash = createHash('sha256');
-    let done = 0;
-    let compression: Compression | undefined;
-    while (done < size) {
-      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - done), offset + done);
-      if (bytesRead === 0) throw new Error(`${path}: file ends ${size - done} bytes early`);
-      if (compression === undefined) {
-        compression = detectCompression(buffer.subarray(0, bytesRead));
-        if (compression !== 'none' && wantDiffId) return undefined;
-      }
-      hash.update(buffer.subarray(0, bytesRead));
-      done += bytesRead;
-    }
-    const digest: Digest = `sha256:${hash.digest('hex')}`;
-    const facts: EntryFacts = { digest, size, compression: compression ?? 'none' };
-    if (facts.compression === 'none') facts.diffId = digest;
-    return facts;
-  } finally {
-    await handle.close();
-  }
+  const head = await readAt(path, Math.min(HEAD_BYTES, size), offset);
+  const compression = detectCompression(head);
+  if (compression !== 'none' && wantDiffId) return undefined;
+  const hashed = size <= ON_THREAD_AFTER ? await hashHere(path, offset, size) : await sha256OfFileRange(path, offset, size);
+  if (hashed.size < size) throw new Error(`${path}: file ends ${size - hashed.size} bytes early`);
+  const facts: EntryFacts = { digest: hashed.digest, size, compression };
+  if (compression === 'none') facts.diffId = hashed.digest;
+  return facts;
+}
+
+async function hashHere(path: string, offset: number, size: number): Promise<{ digest: Digest; size: number }> {
+  const bytes = await readAt(path, size, offset);
+  return { digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.length };
 }
 
 /**

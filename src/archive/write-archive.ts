@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { corrupt } from '../errors.js';
 import { blobPath, digestFromName } from '../image/blob-names.js';
-import { type Layer, type OmittedLayer, openUncompressed, storedBytesChecked, verifyingUncompressed } from '../image/layer.js';
+import { inflatedBytesChecked, type Layer, type OmittedLayer, storedBytesChecked } from '../image/layer.js';
 import { MediaTypes, OCI_LAYER_TYPES } from '../image/media-types.js';
 import { normalizedName } from '../image/reference.js';
 import { TarWriter } from '../tar/writer.js';
@@ -38,6 +38,8 @@ export interface ArchiveWriterOptions {
   inflate?: ReadonlySet<Compression>;
   /** containerd reads the archive: full image names (`docker.io/library/…`) in the index. */
   normalizeNames?: boolean;
+  /** The reader refuses a layer that does not hash to its diffID, as every engine does (inflatedBytesChecked). */
+  readerChecksDiffIds?: boolean;
 }
 
 /** A layer's place in the archive being written: what the manifests say of it. */
@@ -186,7 +188,7 @@ export class ImageArchiveWriter {
     if (earlier) return earlier;
     this.written.set(placed.entry, placed);
     const label = (this.step ?? stepOver('writing', [layer], (l) => l.diffId)).streamOf(layer);
-    const copy = inflate ? { data: openUncompressed(layer), through: [verifyingUncompressed(layer)] } : storedBytesChecked(layer);
+    const copy = inflate ? inflatedBytesChecked(layer, this.options.readerChecksDiffIds === true) : storedBytesChecked(layer);
     const copied = this.tar.addStream(placed.entry, placed.size, copy.data, ...copy.through, label);
     // A check beside the copy may end after it: the archive is not finished until every one has.
     if (copy.aside) this.checks.push(copy.aside);

@@ -9,14 +9,18 @@ import { ArchiveError, DigestMismatchError } from '../errors.js';
 import { blobPath } from '../image/blob-names.js';
 import { METADATA_ENTRY, parseMetadata, type BundleBlob, type BundleMetadata } from './format.js';
 import { stat } from 'node:fs/promises';
-import { pipeline, type Readable, type Transform } from 'node:stream';
-import { startStep } from '../util/progress.js';
+import { pipeline, type Readable } from 'node:stream';
+import { type Step, startStep } from '../util/progress.js';
+import { sha256OfFileRange } from '../util/hash-worker.js';
+import { ON_THREAD_AFTER } from '../util/digesting-stream.js';
 import { tempDir } from '../util/cleanup.js';
 
 export interface Bundle {
   path: string;
   catalog: Catalog;
   metadata: BundleMetadata;
+  /** Every blob was checked against its digest (verifyBundle): its layers are not hashed again when copied. */
+  verified: boolean;
   /** Removes the plain copy of a bundle read from stdin or decompressed, if one was made. */
   dispose(): Promise<void>;
 }
@@ -48,7 +52,7 @@ export async function openBundle(path: string, stdin: Readable = process.stdin):
       if (error instanceof BundleFormatError) throw new ArchiveError(source, error.message);
       throw error;
     }
-    return { path: source, catalog, metadata, dispose: spool.dispose };
+    return { path: source, catalog, metadata, verified: false, dispose: spool.dispose };
   } catch (error) {
     await spool.dispose();
     throw error;
@@ -81,6 +85,7 @@ export async function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest):
     source: bundle.path,
     path,
     open: () => bundle.catalog.open(path),
+    ...(bundle.verified ? { checked: true as const } : {}),
   };
 }
 
@@ -91,7 +96,7 @@ export async function verifyBundle(bundle: Bundle): Promise<void> {
     bundle.metadata.blobs.map((b) => b.size),
   );
   try {
-    for (const [index, blob] of bundle.metadata.blobs.entries()) await verifyBlob(bundle, blob, step.stream(index));
+    for (const [index, blob] of bundle.metadata.blobs.entries()) await verifyBlob(bundle, blob, step, index);
   } finally {
     step.finish();
   }
@@ -101,17 +106,30 @@ export async function verifyBundle(bundle: Bundle): Promise<void> {
       if (!listed.has(needed)) throw new ArchiveError(bundle.path, `metadata names blob ${needed} but does not list it`);
     }
   }
+  bundle.verified = true;
 }
 
-async function verifyBlob(bundle: Bundle, blob: BundleBlob, counter: Transform): Promise<void> {
+async function verifyBlob(bundle: Bundle, blob: BundleBlob, step: Step, index: number): Promise<void> {
   const name = blobPath(blob.digest);
   if (!bundle.catalog.has(name)) throw new ArchiveError(bundle.path, `blob ${blob.digest} is missing from the bundle`);
-  const counted = pipeline(bundle.catalog.open(name), counter, () => undefined);
-  const { facts } = await measure(counted, { wantDiffId: false, keepJsonUpTo: 0, source: bundle.path });
+  const facts = await hashBlob(bundle, name, step, index);
   if (facts.size !== blob.size || facts.digest !== blob.digest) {
     throw new DigestMismatchError(
       bundle.path,
       `blob ${blob.digest} is corrupt (${facts.size} bytes hashing to ${facts.digest}; expected ${blob.size} bytes)`,
     );
   }
+}
+
+/** A blob's digest and size: hashed in place on the hashing thread when it lies in a file, else streamed. */
+async function hashBlob(bundle: Bundle, name: string, step: Step, index: number): Promise<{ digest: Digest; size: number }> {
+  const file = bundle.catalog.location(name);
+  const { size } = bundle.catalog.entry(name);
+  if (file !== undefined && size > ON_THREAD_AFTER) {
+    const hashed = await sha256OfFileRange(file.path, file.offset, size);
+    step.done(index, hashed.size);
+    return hashed;
+  }
+  const counted = pipeline(bundle.catalog.open(name), step.stream(index), () => undefined);
+  return (await measure(counted, { wantDiffId: false, keepJsonUpTo: 0, source: bundle.path })).facts;
 }

@@ -1,6 +1,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { cpus } from 'node:os';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type { Catalog } from '../archive/catalog.js';
@@ -9,7 +9,6 @@ import { TarWriter } from '../tar/writer.js';
 import { type Step, stepOver } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import type { Digest } from '../util/digest.js';
-import { DigestingStream } from '../util/digesting-stream.js';
 import { blobPath } from '../image/blob-names.js';
 import { DeltaStager, type DeltaSources } from './delta-stage.js';
 import { type LayerCompression, stageLayer } from './stage-layer.js';
@@ -110,7 +109,14 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
 
     const target = output === '-' ? undefined : atomicOutput(output);
     const sink = target ? createWriteStream(target.tempPath) : process.stdout;
-    const counter = new DigestingStream();
+    // Counted, not hashed: every blob inside is named by its digest, and the bundle itself by nothing.
+    let size = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        size += chunk.length;
+        callback(null, chunk);
+      },
+    });
     const writer = new TarWriter(counter);
     const written = pipeline(counter, sink);
     written.catch(() => undefined); // awaited below; a failing sink (ENOSPC) must not be an unhandled rejection meanwhile
@@ -127,7 +133,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
       await target?.abort();
       throw target ? target.named(error) : error;
     }
-    return { metadata, size: counter.size };
+    return { metadata, size };
   } finally {
     // A failed layer rejects early; its siblings must stop writing before the directory goes.
     await Promise.allSettled(staged.values());

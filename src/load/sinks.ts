@@ -20,6 +20,9 @@ function optionsFor(renamable: boolean, engine?: Engine): ArchiveWriterOptions {
     renamable,
     inflate: engine?.name === 'podman' ? new Set() : INFLATE_FOR_DOCKER,
     normalizeNames: engine?.name === 'containerd',
+    // Every engine refuses a layer whose bytes do not hash to its diffID ("invalid diffID for
+    // layer", "Digest did not match"); a file or a pipe has nobody to.
+    readerChecksDiffIds: engine !== undefined,
   };
 }
 

@@ -4,7 +4,7 @@ import type { Digest } from './digest.js';
 import { Sha256Thread } from './hash-worker.js';
 
 /** Past this many bytes a stream is hashed on the hashing thread; smaller ones (configs, manifests) here. */
-const ON_THREAD_AFTER = 1 << 20;
+export const ON_THREAD_AFTER = 1 << 20;
 
 /**
  * Passes bytes through while hashing and counting them. With `expect`, the stream fails at its

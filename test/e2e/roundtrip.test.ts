@@ -9,9 +9,12 @@
  */
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import {
   bundleBlobs,
@@ -340,6 +343,54 @@ e2e('failure: a bundle with a flipped byte in a layer blob is refused, naming th
   assert.notEqual(r2.code, 0, show(r2));
   await assert.rejects(access(out), 'no output file written');
 });
+
+// 9b'
+e2e(
+  'failure: a bundle whose layer blob matches its listed digest but inflates to other bytes than its diffID loads nowhere',
+  [docker],
+  async (dir) => {
+    // The blob and the metadata's digest agree (verify passes): only the diffID check can catch
+    // it. Docker makes it itself (ddiff does not hash inflated bytes twice for an engine); -o has
+    // no engine behind it, so ddiff does.
+    const { base, target, targetInfo } = await basePlusOne(docker);
+    const bundle = join(dir, 'app.ddiff');
+    const d = await diffJson([base, target, '-o', bundle, '--engine', 'docker']);
+    const layer = d.metadata.images[0]!.layers[2]!;
+    const unpacked = join(dir, 'unpacked');
+    await mkdir(unpacked);
+    execFileSync('tar', ['-xf', bundle, '-C', unpacked]);
+    const blobFile = (digest: string) => join(unpacked, 'blobs', 'sha256', digest.slice('sha256:'.length));
+    const tarBytes = zstdDecompressSync(await readFile(blobFile(layer.blob!)));
+    tarBytes[tarBytes.length - 1024 - 1] ^= 0x01; // inside the last file's padding: still a valid tar
+    const forged = zstdCompressSync(tarBytes);
+    const forgedDigest = `sha256:${createHash('sha256').update(forged).digest('hex')}`;
+    await rm(blobFile(layer.blob!));
+    await writeFile(blobFile(forgedDigest), forged);
+    const metaPath = join(unpacked, 'ddiff-bundle.json');
+    const meta = (await readFile(metaPath, 'utf8')).replaceAll(layer.blob!, forgedDigest);
+    const parsed = JSON.parse(meta) as { blobs: { digest: string; size: number }[] };
+    for (const blob of parsed.blobs) if (blob.digest === forgedDigest) blob.size = forged.length;
+    await writeFile(metaPath, JSON.stringify(parsed));
+    const forgedBundle = join(dir, 'forged.ddiff');
+    execFileSync('tar', ['-cf', forgedBundle, '-C', unpacked, 'ddiff-bundle.json', 'blobs']);
+    const v = await runCli(['verify', forgedBundle]);
+    assert.equal(v.code, 0, `the forged bundle's blobs match their digests: ${show(v)}`);
+    await remove(docker, target, targetInfo.id);
+
+    for (const args of [[], ['--no-fast-path']]) {
+      const r = await runCli(['load', forgedBundle, '--engine', 'docker', ...args]);
+      assert.notEqual(r.code, 0, show(r));
+      assert.match(r.stderr, /diffID/, show(r));
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${show(r)}`);
+      assert.equal(await docker.has(targetInfo.id), false, 'nothing loaded');
+    }
+    const out = join(dir, 'out.tar');
+    const o = await runCli(['load', forgedBundle, '-o', out, '--engine', 'docker']);
+    assert.notEqual(o.code, 0, show(o));
+    assert.match(o.stderr, /forged\.ddiff.*not its diffID/, show(o));
+    await assert.rejects(access(out), 'no output file written');
+  },
+);
 
 // 9c
 e2e('a target not derived from the base: warning, every layer bundled, still loads', [docker], async (dir) => {
