@@ -5,7 +5,7 @@ import { chooseEngine } from '../engine/choose.js';
 import { DdiffError, UsageError } from '../errors.js';
 import { loadIntoRegistry } from '../load/registry.js';
 import { chooseBase } from '../load/base.js';
-import { contentStoreOmissions, fastPathOmissions } from '../load/fast-path.js';
+import { contentStoreOmissions, fastPathOmissions, podmanStoreOmissions } from '../load/fast-path.js';
 import { Containerd } from '../engine/containerd.js';
 import type { OmittedLayer } from '../image/layer.js';
 import { type RebuiltLayers, rebuildDeltaLayers } from '../load/delta-layers.js';
@@ -120,6 +120,9 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
     if (preferEngine && base.kind === 'engine' && base.engine.name === 'docker') {
       const target = getEngine();
       if (target.name === 'docker' && (await target.hasClassicStore())) omit = fastPathOmissions(images, base.images);
+    }
+    if (preferEngine && base.kind === 'engine' && base.engine.name === 'podman' && getEngine().name === 'podman') {
+      omit = podmanStoreOmissions(images, base.images);
     }
     if (preferEngine && base.kind === 'engine' && base.engine instanceof Containerd && base.engine === getEngine()) {
       omit = contentStoreOmissions(needed, base.images, await base.engine.contentDigests());

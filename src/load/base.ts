@@ -111,7 +111,8 @@ export async function chooseBase(
   const candidates = [...bundle.metadata.base.ids, ...bundle.metadata.base.tags, ...(recorded ? [recorded] : [])];
   if (options.preferEngine) {
     const eng = tryEngine(engine);
-    const images = eng?.name === 'docker' || eng?.name === 'containerd' ? await findEngineImages(eng, candidates, needed) : undefined;
+    // Every engine has a fast path (Docker's classic store, Podman's storage, containerd's content store).
+    const images = eng ? await findEngineImages(eng, candidates, needed) : undefined;
     if (eng && images) return engineSource(eng, images);
   }
   const recordedSpec = recorded === undefined || recorded === '-' ? undefined : await classifyInput(recorded).catch(() => undefined);

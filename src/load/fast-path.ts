@@ -1,6 +1,7 @@
 import type { BundleImage } from '../bundle/format.js';
 import type { EngineImage } from '../engine/engine.js';
 import type { OmittedLayer } from '../image/layer.js';
+import { OCI_LAYER_TYPES } from '../image/media-types.js';
 import type { Digest } from '../util/digest.js';
 
 /**
@@ -40,4 +41,22 @@ export function contentStoreOmissions(
     });
   }
   return needed.every((d) => stored.has(d)) ? stored : undefined;
+}
+
+/**
+ * The base layers Podman can be left to find: containers/storage reuses a layer it holds when
+ * a manifest names the blob by the layer's uncompressed digest, without opening the blob. The
+ * archive's OCI half names each such layer by its diffID as an uncompressed tar, and no entry
+ * holds it (Podman reads an archive with an index.json as oci-archive). Same condition as
+ * Docker's, so every layer keeps the parent it has in the local image.
+ */
+export function podmanStoreOmissions(images: BundleImage[], local: EngineImage[]): Map<Digest, OmittedLayer> | undefined {
+  const chain = fastPathOmissions(images, local);
+  if (!chain) return undefined;
+  const sizes = new Map(images.flatMap((image) => image.layers.map((layer) => [layer.diffId, layer.size ?? 0] as const)));
+  const omit = new Map<Digest, OmittedLayer>();
+  for (const diffId of chain.keys()) {
+    omit.set(diffId, { omitted: true, diffId, stored: { digest: diffId, size: sizes.get(diffId) ?? 0, mediaType: OCI_LAYER_TYPES.none } });
+  }
+  return omit;
 }
