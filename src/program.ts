@@ -112,6 +112,7 @@ function buildProgram(): Command {
   withCommonOptions(program.command('have'))
     .description('list the diffIDs this host has (all local images, or the given archives) for diff --have')
     .argument('[inputs...]', 'archives or image references (default: every local image)')
+    .option('--files', "also hash every file of the given images' layers, so diff --have can refer to them when the base was rebuilt")
     .addOption(tlsVerifyOption())
     .action(async (inputs: string[], options: HaveOptions) => (await import('./commands/have.js')).have(inputs, options, reporter));
 

@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { encodeLayerDelta, type EncodeStats, SpooledBase } from '../delta/index.js';
+import { type BaseFileIndex, type DeltaBase, encodeLayerDelta, type EncodeStats, SpooledBase } from '../delta/index.js';
 import { errorMessage } from '../errors.js';
 import { type FileLocation, type Layer, uncompressedBytesMismatch } from '../image/layer.js';
 import { hexOf, type Digest } from '../util/digest.js';
@@ -25,14 +25,26 @@ interface DeltaSourceLayer {
   file?: FileLocation & { length: number };
 }
 
-/** Base layers a delta may read from: their diffIDs and uncompressed tars. */
+/** Base layers a delta may read from: their diffIDs and uncompressed tars, or only their files' hashes. */
 export interface DeltaSources {
   layers: DeltaSourceLayer[];
+  /**
+   * A have-list's index of the base's files (hashes, no bytes): deltas then refer to files the
+   * base host has, and make no binary delta. `layers` is then empty.
+   */
+  index?: BaseFileIndex;
   /** Told once when the base's layers cannot be read: the new layers are then stored whole. */
   warn: (text: string) => void;
 }
 
 export type StagedBlob = BundleBlob & { file: string };
+
+/** The base the deltas are made against, once indexed; `checked` settles when its layers' diffIDs are. */
+interface StagingBase {
+  base: DeltaBase;
+  close(): Promise<void>;
+  checked: Promise<void>;
+}
 
 /**
  * A delta at most this fraction of the layer's tar is kept without staging the whole layer to
@@ -47,7 +59,7 @@ const CLEARLY_SMALLER = 1 / 16;
  * spooled to disk so binary deltas can read old bytes back), shared by every target layer's delta.
  */
 export class DeltaStager {
-  private base: Promise<{ base: SpooledBase; checked: Promise<void> }> | undefined;
+  private base: Promise<StagingBase> | undefined;
   private warned = false;
 
   constructor(
@@ -56,7 +68,9 @@ export class DeltaStager {
     private readonly level: number,
   ) {}
 
-  private spooled(): Promise<{ base: SpooledBase; checked: Promise<void> }> {
+  private spooled(): Promise<StagingBase> {
+    const { index } = this.sources;
+    if (index) this.base ??= Promise.resolve({ base: { index }, close: async () => undefined, checked: Promise.resolve() });
     this.base ??= (async () => {
       const base = await SpooledBase.create(this.dir);
       const checks: Promise<void>[] = [];
@@ -76,7 +90,7 @@ export class DeltaStager {
       }
       const checked = Promise.all(checks).then(() => undefined);
       checked.catch(() => undefined);
-      return { base, checked };
+      return { base, close: () => base.close(), checked };
     })();
     return this.base;
   }
@@ -96,7 +110,7 @@ export class DeltaStager {
    * otherwise the whole blob. Undefined when the base cannot be read: the caller stages it whole.
    */
   async stage(layer: Layer, bytes: Readable, whole: () => Promise<StagedBlob>): Promise<StagedBlob | undefined> {
-    let spooled: { base: SpooledBase; checked: Promise<void> };
+    let spooled: StagingBase;
     try {
       spooled = await this.spooled();
     } catch (error) {
@@ -157,7 +171,7 @@ export class DeltaStager {
   }
 
   async close(): Promise<void> {
-    if (this.base) await (await this.base.catch(() => undefined))?.base.close();
+    if (this.base) await (await this.base.catch(() => undefined))?.close();
   }
 }
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { DdiffError } from '../errors.js';
 import { isDigest, type Digest } from '../util/digest.js';
+import { type BaseFileIndex, deserializeIndex } from '../delta/index.js';
 
 /**
  * A have-list: the diffIDs an offline host already holds, written there by `ddiff have` and
@@ -8,9 +9,15 @@ import { isDigest, type Digest } from '../util/digest.js';
  */
 export interface HaveList {
   format: 'ddiff-have';
-  version: 1;
+  /** 2 when `files` is there. */
+  version: 1 | 2;
   created: string;
   images: { id: Digest; tags: string[]; diffIds: Digest[]; source: string }[];
+  /**
+   * `ddiff have --files`: every file of the listed images' layers, hashed (delta/serialize.ts,
+   * base64), so `diff --have` can refer to files this host has without their bytes.
+   */
+  files?: string;
 }
 
 /** What the base host has: from metadata only (inspect, an archive's configs, or a have-list). */
@@ -19,6 +26,8 @@ export interface BaseInfo {
   ids: Digest[];
   tags: string[];
   diffIds: Set<Digest>;
+  /** The files of the base's layers, by hash (a have-list made with --files). */
+  fileIndex?: BaseFileIndex;
 }
 
 export async function readHaveList(path: string): Promise<BaseInfo> {
@@ -30,7 +39,7 @@ export async function readHaveList(path: string): Promise<BaseInfo> {
   }
   const list = doc as Partial<HaveList>;
   if (list.format !== 'ddiff-have' || !Array.isArray(list.images)) throw new DdiffError(`${path}: not a ddiff have-list`);
-  if ((list.version ?? 0) > 1) throw new DdiffError(`${path}: have-list version ${list.version} is newer than this ddiff supports`);
+  if ((list.version ?? 0) > 2) throw new DdiffError(`${path}: have-list version ${list.version} is newer than this ddiff supports`);
   const diffIds = new Set<Digest>();
   const ids: Digest[] = [];
   const tags: string[] = [];
@@ -42,5 +51,8 @@ export async function readHaveList(path: string): Promise<BaseInfo> {
     tags.push(...(image.tags ?? []));
     for (const d of image.diffIds) diffIds.add(d);
   }
-  return { ids, tags, diffIds };
+  if (list.files === undefined) return { ids, tags, diffIds };
+  if (typeof list.files !== 'string') throw new DdiffError(`${path}: its file index is malformed`);
+  const fileIndex = await deserializeIndex(Buffer.from(list.files, 'base64'), `${path}: file index`);
+  return { ids, tags, diffIds, fileIndex };
 }

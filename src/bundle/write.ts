@@ -48,7 +48,9 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
   let step: Step | undefined;
   const staged = new Map<Digest, Promise<BundleBlob & { file: string }>>();
   const stager =
-    input.deltas && input.deltas.layers.length > 0 ? new DeltaStager(input.deltas, staging.path, input.compression.level || 3) : undefined;
+    input.deltas && (input.deltas.layers.length > 0 || input.deltas.index)
+      ? new DeltaStager(input.deltas, staging.path, input.compression.level || 3)
+      : undefined;
   try {
     const limit = pLimit(Math.max(1, Math.min(4, cpus().length)));
     const deltaLimit = pLimit(1);

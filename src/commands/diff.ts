@@ -110,8 +110,12 @@ async function deltaSources(
   spoolDir: string,
   warn: (text: string) => void,
 ): Promise<DeltaSources | undefined> {
-  if (!base.layers) return undefined;
   const shared = new Set(targets.flatMap((t) => t.layers.map((l) => l.diffId)));
+  if (base.fileIndex) {
+    // A have-list made with --files: references to the base host's files, by hash.
+    return base.fileIndex.layers.some((l) => !shared.has(l.diffId)) ? { layers: [], index: base.fileIndex, warn } : undefined;
+  }
+  if (!base.layers) return undefined;
   if ([...base.diffIds].every((d) => shared.has(d))) return undefined;
   const seen = new Set<string>();
   let all: Layer[];
@@ -172,7 +176,7 @@ export async function diffAgainst(
         chosen.push({ image, catalog });
         if (base !== undefined && !image.layers.some((l) => baseInfo.diffIds.has(l.diffId))) {
           report.warn(
-            `warning: ${target} (${image.tags[0] ?? shortId(image.id)}) shares no layers with ${baseName}; the bundle holds all its layers${baseInfo.layers && options.delta !== false ? ' (as deltas against the base where smaller)' : ''}`,
+            `warning: ${target} (${image.tags[0] ?? shortId(image.id)}) shares no layers with ${baseName}; the bundle holds all its layers${(baseInfo.layers || baseInfo.fileIndex) && options.delta !== false ? ' (as deltas against the base where smaller)' : ''}`,
           );
         }
       }

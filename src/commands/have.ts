@@ -3,15 +3,25 @@ import { chooseEngine } from '../engine/choose.js';
 import type { HaveList } from '../bundle/have-list.js';
 import type { Reporter } from './report.js';
 import type { RegistryOptions } from '../registry/connect.js';
-import { resolveInput } from './inputs.js';
+import { classifyInput, imagesNamed, openTarget, resolveInput } from './inputs.js';
+import { pipeline } from 'node:stream';
+import { readImages } from '../archive/read.js';
+import { BaseFileIndex, serializeIndex } from '../delta/index.js';
+import { UsageError } from '../errors.js';
+import { openUncompressed, verifyingUncompressed } from '../image/layer.js';
+import { tempDir } from '../util/cleanup.js';
+import type { Digest } from '../util/digest.js';
 import { toJson } from './json.js';
 
 export interface HaveOptions extends EngineChoice, RegistryOptions {
   json?: boolean;
+  /** Also hash every file of the given images' layers (delta references without the base's bytes). */
+  files?: boolean;
 }
 
 /** `ddiff have [ARCHIVE…]`: every local image (or the given archives/references) and its diffIDs. */
 export async function have(inputs: string[], options: HaveOptions, report: Reporter): Promise<void> {
+  if (options.files) await refuseUnindexable(inputs);
   const images: HaveList['images'] = [];
   if (inputs.length === 0) {
     const engine = chooseEngine(options);
@@ -31,10 +41,55 @@ export async function have(inputs: string[], options: HaveOptions, report: Repor
     }
   }
   const list: HaveList = { format: 'ddiff-have', version: 1, created: new Date().toISOString(), images };
+  if (options.files) {
+    list.version = 2;
+    list.files = (await indexFiles(inputs, options)).toString('base64');
+  }
   if (options.json || !process.stdout.isTTY) {
     report.out(toJson(list));
     return;
   }
   const layers = new Set(images.flatMap((i) => i.diffIds));
   report.out(`${images.length} image(s), ${layers.size} distinct layer(s); use --json > have.json to save the list`);
+}
+
+/**
+ * Every file of the inputs' layers, hashed (delta/serialize.ts): the connected host's `diff
+ * --have` then refers to the files this host has, even in layers whose diffIDs changed (a
+ * rebuilt base). Each layer is read once and checked against its diffID.
+ */
+async function indexFiles(inputs: string[], options: HaveOptions): Promise<Buffer> {
+  const index = new BaseFileIndex();
+  const indexed = new Set<Digest>();
+  const spool = await tempDir('ddiff-have-');
+  try {
+    for (const input of inputs) {
+      const { catalog, image } = await openTarget(input, spool.path, options);
+      const { images } = await readImages(catalog);
+      for (const layer of imagesNamed(images, image, catalog.source).flatMap((i) => i.layers)) {
+        if (indexed.has(layer.diffId)) continue;
+        indexed.add(layer.diffId);
+        await index.addLayer(
+          layer.diffId,
+          pipeline(openUncompressed(layer), verifyingUncompressed(layer), () => undefined),
+          { hash: true },
+        );
+      }
+    }
+  } finally {
+    await spool.dispose();
+  }
+  return serializeIndex(index);
+}
+
+/** `--files` reads every layer: of named local images or archives only. */
+async function refuseUnindexable(inputs: string[]): Promise<void> {
+  if (inputs.length === 0) {
+    throw new UsageError('have --files needs the images whose files to hash: ddiff have --files IMAGE|ARCHIVE… (every file is read)');
+  }
+  for (const input of inputs) {
+    if ((await classifyInput(input)).kind === 'registry') {
+      throw new UsageError(`${input}: have --files reads layers, and a registry image's are not downloaded; pull it first`);
+    }
+  }
 }

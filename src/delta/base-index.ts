@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '../util/digest.js';
 import { ChunkReader } from './chunk-reader.js';
 import { CHUNK } from './format.js';
-import { scanTar } from './tar-scan.js';
+import { type FileContent, scanTar } from './tar-scan.js';
 
 /**
  * What the base offers a delta: every regular file (and hardlink) of every base layer, with
@@ -23,6 +23,11 @@ export interface BaseFile {
   hash?: string;
   /** sha256 of the first CHUNK bytes, for files larger than CHUNK (finds moved big files). */
   head?: string;
+  /**
+   * sha256 of every CHUNK-sized piece of a file larger than CHUNK (the first is `head`), when the
+   * index was built hashing: a have-list's big files are then copied piece by piece with no bytes.
+   */
+  pieces?: string[];
 }
 
 export interface BaseLayer {
@@ -33,6 +38,26 @@ export interface BaseLayer {
 }
 
 const MAX_SAME_NAME = 8;
+
+/** sha256 of a file's content and, past CHUNK bytes, of each CHUNK-sized piece. */
+async function hashContent(content: FileContent, size: number): Promise<Pick<BaseFile, 'hash' | 'head' | 'pieces'>> {
+  const whole = createHash('sha256');
+  const pieces: string[] = [];
+  let piece = createHash('sha256');
+  for (let done = 0; done < size; ) {
+    const chunk = await content.next(CHUNK - (done % CHUNK));
+    if (chunk.length === 0) throw new Error(`a file's content ends ${size - done} bytes early`);
+    whole.update(chunk);
+    piece.update(chunk);
+    done += chunk.length;
+    if (size > CHUNK && (done % CHUNK === 0 || done === size)) {
+      pieces.push(piece.digest('binary'));
+      piece = createHash('sha256');
+    }
+  }
+  const hash = whole.digest('binary');
+  return pieces.length === 0 ? { hash } : { hash, head: pieces[0]!, pieces };
+}
 
 export class BaseFileIndex {
   readonly layers: BaseLayer[] = [];
@@ -63,16 +88,7 @@ export class BaseFileIndex {
     for await (const piece of scanTar(reader)) {
       if (piece.kind === 'file') {
         const file: BaseFile = { layer, ordinal: entry.files.length, path: piece.path, size: piece.size, offset: piece.offset };
-        if (options.hash) {
-          const hash = createHash('sha256');
-          for (let done = 0; done < piece.size; ) {
-            const chunk = await piece.content.next(done < CHUNK ? CHUNK - done : CHUNK);
-            hash.update(chunk);
-            done += chunk.length;
-            if (done === CHUNK && piece.size > CHUNK) file.head = hash.copy().digest('binary');
-          }
-          file.hash = hash.digest('binary');
-        }
+        if (options.hash) Object.assign(file, await hashContent(piece.content, piece.size));
         entry.files.push(file);
         here.set(file.path, file);
       } else if (piece.kind === 'link') {

@@ -2,22 +2,27 @@ import zlib from 'node:zlib';
 import { ChunkReader } from './chunk-reader.js';
 import { BaseFileIndex } from './base-index.js';
 import { DeltaFormatError } from './errors.js';
-import { unzigzag, varints, zigzag } from './format.js';
+import { CHUNK, unzigzag, varints, zigzag } from './format.js';
 import { RecordReader } from './record-reader.js';
 
 /**
  * The compact form of a hashed BaseFileIndex, for a have-list: what the offline host's base
  * holds, per layer, so the connected host can refer to identical files without the base's
  * bytes (binary deltas still need them). Per layer: diffID, tar size, and per file in tar
- * order its size, offset and sha256 (paths are left out: only deltas use them). ~40 bytes a
- * file, zstd-compressed.
+ * order its size, offset and sha256, and for a file larger than CHUNK the sha256 of each
+ * CHUNK-sized piece (so a big file the target shares is copied piece by piece, even changed
+ * in places). Paths are left out: only binary deltas use them. ~40 bytes a file, plus 32 per
+ * MiB of big files, zstd-compressed.
  *
- *   "DDIX", version (u8, 1), three zero bytes, then zstd of:
+ *   "DDIX", version (u8, 2), three zero bytes, then zstd of:
  *   layers; per layer: 32-byte diffID, tar size, files; per file: size, zigzag offset delta,
- *   32-byte sha256 (hardlinks share their target's earlier offset)
+ *   32-byte sha256, and if size > CHUNK ceil(size / CHUNK) × 32-byte piece sha256
+ *   (hardlinks share their target's earlier offset)
+ *
+ * Version 1 (no piece hashes) was never written by a released command.
  */
 const MAGIC = Buffer.from('DDIX', 'latin1');
-const VERSION = 1;
+const VERSION = 2;
 const MAX_LAYERS = 1 << 16;
 const MAX_FILES = 1 << 24;
 
@@ -29,6 +34,10 @@ export function serializeIndex(index: BaseFileIndex): Buffer {
     let offset = 0;
     for (const file of layer.files) {
       parts.push(varints(file.size, zigzag(file.offset - offset)), Buffer.from(file.hash!, 'binary'));
+      if (file.size > CHUNK) {
+        if (file.pieces?.length !== Math.ceil(file.size / CHUNK)) throw new Error(`file ${file.ordinal} has no piece hashes`);
+        for (const piece of file.pieces) parts.push(Buffer.from(piece, 'binary'));
+      }
       offset = file.offset;
     }
   }
@@ -67,7 +76,14 @@ async function readIndex(records: RecordReader): Promise<BaseFileIndex> {
       if (offset < 0 || offset + fileSize > size) {
         throw new DeltaFormatError(source, `file ${f} of layer ${diffId} lies outside the layer`);
       }
-      files.push({ path: '', size: fileSize, offset, hash });
+      if (fileSize <= CHUNK) {
+        files.push({ path: '', size: fileSize, offset, hash });
+        continue;
+      }
+      // Bounded by the layer size just checked: a piece hash per MiB of it.
+      const pieces: string[] = [];
+      for (let p = 0; p < Math.ceil(fileSize / CHUNK); p++) pieces.push((await records.bytes(32)).toString('binary'));
+      files.push({ path: '', size: fileSize, offset, hash, head: pieces[0]!, pieces });
     }
     index.addKnownLayer({ diffId, size, files });
   }

@@ -735,3 +735,78 @@ test('4 a base lacking the layer the delta reads (--base an unrelated archive: t
   await failsWithOneLine(['load', delta, '-o', out], ['--base'], { env: NO_ENGINE });
   assert.deepEqual(await readdir(outDir), [], `load -o left nothing in ${outDir}`);
 });
+
+// ---------------------------------------------------------------------------------------------
+// 5. A have-list with the base's file hashes: deltas without the base's bytes
+// ---------------------------------------------------------------------------------------------
+
+/** `have --files A.tar` (the offline host's side), then `diff --have` against it with no base bytes. */
+const haveBundle = once(async () => {
+  const s = await scenario();
+  await bundles();
+  const haveList = join(s.dir, 'have.json');
+  await writeFile(haveList, await ok(['have', '--files', s.baseArchive, '--json'], { env: NO_ENGINE }));
+  const bundle = join(s.dir, 'h.ddiff');
+  const d = JSON.parse(await ok(['diff', '--have', haveList, s.targetTar, '-o', bundle, '--json'], { env: NO_ENGINE })) as DiffSummary;
+  return { haveList, bundle, d };
+});
+
+test("5 have --files A.tar, then diff --have (no base bytes): LB refers to A's files by hash, ≤ 1/2 of --no-delta; load --base A.tar -o rebuilds the target", {
+  timeout: 60_000,
+}, async () => {
+  const s = await scenario();
+  const { whole } = await bundles();
+  const { haveList, bundle, d } = await haveBundle();
+  const list = JSON.parse(await readFile(haveList, 'utf8')) as { version: number; files?: string; images: { diffIds: string[] }[] };
+  assert.equal(list.version, 2, 'a have-list with a file index is version 2');
+  assert.ok(typeof list.files === 'string' && list.files.length > 0, 'it carries the file index');
+  assert.deepEqual(list.images[0]!.diffIds, [s.la]);
+
+  const lbBlob = layerBlob(d.metadata, s.lb);
+  assert.ok(lbBlob?.delta, `LB is stored as a delta: ${JSON.stringify(lbBlob)}`);
+  assert.deepEqual(lbBlob.delta.baseLayers, [s.la]);
+  assert.deepEqual(d.metadata.base.needed, [s.la]);
+  const { referenced, deltified } = lbBlob.delta.files;
+  assert.equal(deltified, 0, 'no binary delta without the base bytes');
+  // The unchanged text files, and the moved 2.5 MB file and the edited 3 MB one piece by piece.
+  assert.ok(referenced >= 288, `files are references to A's by hash: ${JSON.stringify(lbBlob.delta.files)}`);
+  const [hSize, wSize] = [(await stat(bundle)).size, (await stat(whole)).size];
+  // Without A's bytes the edited pieces go literal: the 3 MB file's changed MiB is most of it.
+  assert.ok(hSize * 2 <= wSize, `the have-list delta bundle (${hSize} B) is at most 1/2 of the --no-delta one (${wSize} B)`);
+
+  const out = join(s.dir, 'h-out.tar');
+  await ok(['load', bundle, '--base', s.baseArchive, '-o', out, '-q'], { env: NO_ENGINE });
+  const listed = JSON.parse(await ok(['list', '--json', out], { env: NO_ENGINE })) as {
+    images: { id: string; layers: { diffId: string }[] }[];
+  };
+  assert.equal(listed.images[0]!.id, s.target.id);
+  assert.deepEqual(
+    listed.images[0]!.layers.map((l) => l.diffId),
+    s.target.diffIds,
+  );
+  console.log(
+    `# have-list delta bundle ${hSize} B vs --no-delta ${wSize} B (1/${(wSize / hSize).toFixed(1)}); files ${JSON.stringify(lbBlob.delta.files)}`,
+  );
+});
+
+test("5 the have-list bundle loads into Docker with only A there: the target's image ID and diffIDs", { timeout: 60_000 }, async (t) => {
+  if (!(await ready(t, [docker]))) return;
+  const s = await baseInDocker();
+  const { bundle } = await haveBundle();
+  await removeIfPresent(docker, s.target.id);
+  await ok(['load', bundle, '-q'], { env: DOCKER_ENV });
+  await assertSameImage(docker, s.target);
+});
+
+test('5 have --files with nothing named, or a registry image: a usage error, nothing written', { timeout: 60_000 }, async () => {
+  for (const args of [
+    ['have', '--files'],
+    ['have', '--files', 'docker://127.0.0.1:1/x:1'],
+  ]) {
+    const r = await runDdiff(args, { env: NO_ENGINE });
+    assert.equal(r.code, 2, `usage error (exit 2): ${show(r)}`);
+    assert.equal(r.stdout, '', show(r));
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${show(r)}`);
+    assert.match(r.stderr, /have --files/, show(r));
+  }
+});

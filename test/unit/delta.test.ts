@@ -247,13 +247,18 @@ describe('layer delta round trips', () => {
     await full.addLayer(sha256File(base), createReadStream(base), { hash: true });
     const haveList = serializeIndex(full);
     const index = await deserializeIndex(haveList);
-    const facts = (i: BaseFileIndex) => i.layers.map((l) => [l.diffId, l.size, l.files.map((f) => [f.size, f.offset, f.hash])]);
+    const facts = (i: BaseFileIndex) =>
+      i.layers.map((l) => [l.diffId, l.size, l.files.map((f) => [f.size, f.offset, f.hash, f.head, f.pieces])]);
     assert.deepEqual(facts(index), facts(full)); // a hardlink shares an earlier offset
     assert.ok(full.layers[0]!.files.some((f, i) => i > 0 && f.offset < full.layers[0]!.files[i - 1]!.offset));
+    assert.equal(full.layers[0]!.files.find((f) => f.size === 9 * MB)?.pieces?.length, 9, 'a piece hash per MiB of big.bin');
     const chunks: Buffer[] = [];
     const stats = await encodeLayerDelta(createReadStream(target), { index }, collector(chunks));
     assert.equal(stats.files.deltified, 0);
     assert.ok(stats.files.referenced >= 6);
+    // big.bin (10 MiB, one MiB changed, one appended) is copied piece by piece from its hashes alone.
+    assert.ok(stats.contentBytes.referenced >= 10 * MB, `referenced ${stats.contentBytes.referenced} bytes`);
+    assert.ok(stats.bytesOut < 4 * MB, `delta of ${stats.bytesOut} bytes`);
     const spool = await SpooledBase.create(work);
     try {
       await spool.addLayerFile(sha256File(base), base, { hash: false });

@@ -30,6 +30,7 @@ test('every command prints JSON matching its schema, on stdout; errors as JSON o
     ['verify', ['verify', '--json', bundle, '--base', base]],
     ['verify', ['verify', '--json', bundle]],
     ['have', ['have', '--json', base, app]],
+    ['have', ['have', '--json', '--files', base]],
     ['version', ['version', '--json']],
   ];
   for (const [schema, args] of cases) {
