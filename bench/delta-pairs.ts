@@ -3,9 +3,10 @@
  * (docker-save archives under DIR/images, layer tars under DIR). For each pair: the bundle with
  * deltas against the whole-layer bundle (--no-delta) and gzip -6 of the new layer, `diff` and
  * `load -o` times per 100 MB of delta'd layer, peak RSS, and the rebuilt image's ID checked
- * against the target's.
+ * against the target's; and the bundle `diff --have` makes from the base's `have --files` list
+ * (references by hash, no base bytes), loaded back and checked too.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { attempt, ddiff, MB, median, output, record, type Row } from './measure.js';
 
@@ -54,6 +55,15 @@ export async function deltaPairsBench(dir: string, scratch: string): Promise<boo
       const l = await median(() => ddiff(['load', delta, '--base', base, '-o', out]));
       const [got, want] = await Promise.all([imageId(out), imageId(target)]);
       if (got !== want) throw new Error(`load -o rebuilt ${got}, the target is ${want}`);
+      // The offline host sent a have-list with its base's file hashes (have --files): no base bytes here.
+      const haveList = join(scratch, 'have.json');
+      writeFileSync(haveList, (await ddiff(['have', '--files', '--json', base])).stdout);
+      const fromHave = join(scratch, 'have.ddiff');
+      await ddiff(['diff', '--have', haveList, target, '-o', fromHave]);
+      await ddiff(['load', fromHave, '--base', base, '-o', out]);
+      const haveId = await imageId(out);
+      if (haveId !== want) throw new Error(`load -o of the have-list bundle rebuilt ${haveId}, the target is ${want}`);
+      const haveSize = statSync(fromHave).size;
       const rows: Row[] = [
         {
           size,
@@ -69,6 +79,14 @@ export async function deltaPairsBench(dir: string, scratch: string): Promise<boo
           baseline: 'whole-layer bundle',
           ratio: deltaSize / wholeSize,
           target: `≤ ${pair.within.toPrecision(2)}`,
+        },
+        {
+          size,
+          step: `bundle: delta from a have-list (have --files, ${(statSync(haveList).size / MB).toFixed(2)} MB; no base bytes, image ID checked)`,
+          m: { wall: 0 },
+          bundle: haveSize,
+          baseline: 'whole-layer bundle',
+          ratio: haveSize / wholeSize,
         },
         {
           size,
