@@ -43,8 +43,8 @@ export async function measure(stream: AsyncIterable<unknown>, options: MeasureOp
  * Facts of a byte range of a file, when they need no decompression: its digest (and, for
  * uncompressed bytes, the diffID), hashed in place on the hashing thread (util/hash-worker.ts),
  * which reads through one reused buffer: nothing is allocated per chunk, and the main thread
- * stays free (small ranges, configs and manifests, are hashed here). Returns undefined when the bytes are compressed and `wantDiffId` asks for their
- * diffID: then use `measure`.
+ * stays free (small ranges, configs and manifests, are hashed here). Returns undefined when
+ * the bytes are compressed and `wantDiffId` asks for their diffID: then use `measure`.
  */
 export async function measureFileRange(path: string, offset: number, size: number, wantDiffId: boolean): Promise<EntryFacts | undefined> {
   const head = await readAt(path, Math.min(HEAD_BYTES, size), offset);
