@@ -57,8 +57,16 @@ export async function stageLayer(
       ? new InflatedSizeCounter(layer.compression, catalog.source)
       : undefined;
   if (counting) stages.push(counting);
-  stages.push(output, createWriteStream(file));
-  await pipeline(stages as unknown as [Readable, ...Writable[]]);
+  const staged = createWriteStream(file);
+  stages.push(output, staged);
+  try {
+    await pipeline(stages as unknown as [Readable, ...Writable[]]);
+  } catch (error) {
+    // The staging file's own system error (ENOSPC), not a stream upstream that was written to
+    // after the pipeline came down ("Cannot call write after a stream was destroyed").
+    const own = staged.errored as NodeJS.ErrnoException | null;
+    throw own?.syscall ? own : error;
+  }
   const inflatedDiffId = inflating?.facts().diffId;
   if (inflatedDiffId !== undefined && inflatedDiffId !== layer.diffId) {
     throw new DigestMismatchError(
