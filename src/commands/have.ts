@@ -29,7 +29,9 @@ export async function have(inputs: string[], options: HaveOptions, report: Repor
       images.push({ id: image.id, tags: image.tags, diffIds: image.diffIds, source: engine.name });
     }
   }
-  for (const input of inputs) {
+  const indexed = options.files ? await indexFiles(inputs, options) : undefined;
+  if (indexed) images.push(...indexed.images);
+  for (const input of indexed ? [] : inputs) {
     const resolved = await resolveInput(input, { ...options, verify: false });
     if (resolved.kind !== 'archive') {
       const { id, tags, diffIds } = resolved.image;
@@ -41,9 +43,9 @@ export async function have(inputs: string[], options: HaveOptions, report: Repor
     }
   }
   const list: HaveList = { format: 'ddiff-have', version: 1, created: new Date().toISOString(), images };
-  if (options.files) {
+  if (indexed) {
     list.version = 2;
-    list.files = (await indexFiles(inputs, options)).toString('base64');
+    list.files = indexed.files.toString('base64');
   }
   if (options.json || !process.stdout.isTTY) {
     report.out(toJson(list));
@@ -58,15 +60,19 @@ export async function have(inputs: string[], options: HaveOptions, report: Repor
  * --have` then refers to the files this host has, even in layers whose diffIDs changed (a
  * rebuilt base). Each layer is read once and checked against its diffID.
  */
-async function indexFiles(inputs: string[], options: HaveOptions): Promise<Buffer> {
+async function indexFiles(inputs: string[], options: HaveOptions): Promise<{ images: HaveList['images']; files: Buffer }> {
+  // Each input is opened once, for its images and its layers' bytes alike.
+  const images: HaveList['images'] = [];
   const index = new BaseFileIndex();
   const indexed = new Set<Digest>();
   const spool = await tempDir('ddiff-have-');
   try {
     for (const input of inputs) {
-      const { catalog, image } = await openTarget(input, spool.path, options);
-      const { images } = await readImages(catalog);
-      for (const layer of imagesNamed(images, image, catalog.source).flatMap((i) => i.layers)) {
+      const { catalog, image, engine } = await openTarget(input, spool.path, options);
+      const named = imagesNamed((await readImages(catalog)).images, image, catalog.source);
+      const source = engine ? `${engine}:${input}` : catalog.source;
+      for (const i of named) images.push({ id: i.id, tags: i.tags, diffIds: i.layers.map((l) => l.diffId), source });
+      for (const layer of named.flatMap((i) => i.layers)) {
         if (indexed.has(layer.diffId)) continue;
         indexed.add(layer.diffId);
         await index.addLayer(
@@ -79,7 +85,7 @@ async function indexFiles(inputs: string[], options: HaveOptions): Promise<Buffe
   } finally {
     await spool.dispose();
   }
-  return serializeIndex(index);
+  return { images, files: serializeIndex(index) };
 }
 
 /** `--files` reads every layer: of named local images or archives only. */
