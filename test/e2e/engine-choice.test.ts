@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fixturesDir, runCli } from '../helpers/cli.js';
+import { fixtureBundle, fixturesDir, runCli } from '../helpers/cli.js';
 import { docker, podman } from './engines.js';
 import { ready } from './support.js';
 
@@ -23,12 +23,7 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const bundleOnce = (async () => {
-  const path = join(work, 'app.ddiff');
-  const r = await runCli(['diff', base, app, '-o', path]);
-  assert.equal(r.code, 0, r.stderr);
-  return path;
-})();
+const bundleOnce = fixtureBundle(work);
 
 test('Docker CLI present, daemon down: load and diff say so (exit 125) instead of using Podman', async (t) => {
   if (!(await ready(t, [podman]))) return;

@@ -14,10 +14,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { after, test, type TestContext } from 'node:test';
-import { fixturesDir, imageIdOf, repoRoot, runCli } from '../helpers/cli.js';
+import { fixtureBundle, fixturesDir, imageIdOf, repoRoot } from '../helpers/cli.js';
 
 const base = join(fixturesDir, 'docker-base.tar');
-const app = join(fixturesDir, 'docker-app.tar');
 const expected = JSON.parse(readFileSync(join(fixturesDir, 'expected.json'), 'utf8')) as Record<string, { imageId: string }[]>;
 const appId = expected['docker-app.tar']![0]!.imageId;
 const work = await mkdtemp(join(tmpdir(), 'ddiff-offline-'));
@@ -40,12 +39,7 @@ function offlineOrSkip(t: TestContext): boolean {
   return false;
 }
 
-const bundleOnce = (async () => {
-  const bundle = join(work, 'app.ddiff');
-  const r = await runCli(['diff', base, app, '-o', bundle]);
-  assert.equal(r.code, 0, r.stderr);
-  return bundle;
-})();
+const bundleOnce = fixtureBundle(work);
 
 test('npm install -g ./ddiff-X.tgz with no network, then ddiff load -o gives the target image', async (t) => {
   if (!offlineOrSkip(t)) return;

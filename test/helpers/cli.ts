@@ -61,3 +61,11 @@ export async function imageIdOf(archive: string): Promise<string> {
   if (r.code !== 0) throw new Error(`ddiff list --json ${archive}: exit ${r.code}: ${r.stderr}`);
   return (JSON.parse(r.stdout) as { images: { id: string }[] }).images[0]!.id;
 }
+
+/** `ddiff diff` of fixtures/docker-app.tar against fixtures/docker-base.tar, written into `dir`: the bundle's path. */
+export async function fixtureBundle(dir: string): Promise<string> {
+  const bundle = join(dir, 'app.ddiff');
+  const r = await runCli(['diff', join(fixturesDir, 'docker-base.tar'), join(fixturesDir, 'docker-app.tar'), '-o', bundle]);
+  if (r.code !== 0) throw new Error(`ddiff diff of the fixtures: exit ${r.code}: ${r.stderr}`);
+  return bundle;
+}
