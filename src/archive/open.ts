@@ -1,4 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { createFileWriter } from '../util/write-file.js';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { stat } from 'node:fs/promises';
@@ -106,7 +107,7 @@ export async function openSeekableArchive(
   const compression = detectCompression(head);
   const spool = join(spoolDir, `spool-${Date.now()}-${Math.random().toString(16).slice(2)}.tar`);
   try {
-    await pipeline(raw, decompressor(compression, source), createWriteStream(spool));
+    await pipeline(raw, decompressor(compression, source), createFileWriter(spool));
   } catch (error) {
     if (error instanceof DdiffError) throw error;
     throw new ArchiveError(source, `cannot read ${compression === 'none' ? '' : `${compression} `}data: ${(error as Error).message}`, {

@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createFileWriter } from '../util/write-file.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -120,7 +120,7 @@ export class DeltaStager {
     const file = join(this.dir, `delta-${hexOf(layer.diffId)}`);
     const written = new DigestingStream();
     // pipeline, not pipe: a failing file (ENOSPC) must fail the encoder writing into `written`.
-    const out = pipeline(written, createWriteStream(file));
+    const out = pipeline(written, createFileWriter(file));
     out.catch(() => undefined);
     let stats: EncodeStats;
     try {

@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createFileWriter } from '../util/write-file.js';
 import { join } from 'node:path';
 import { PassThrough, type Duplex, type Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -57,7 +57,7 @@ export async function stageLayer(
       ? new InflatedSizeCounter(layer.compression, catalog.source)
       : undefined;
   if (counting) stages.push(counting);
-  const staged = createWriteStream(file);
+  const staged = createFileWriter(file);
   stages.push(output, staged);
   try {
     await pipeline(stages as unknown as [Readable, ...Writable[]]);

@@ -1,4 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { createFileWriter } from '../util/write-file.js';
 import { cpus } from 'node:os';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -110,7 +111,7 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     };
 
     const target = output === '-' ? undefined : atomicOutput(output);
-    const sink = target ? createWriteStream(target.tempPath) : process.stdout;
+    const sink = target ? createFileWriter(target.tempPath) : process.stdout;
     // Counted, not hashed: every blob inside is named by its digest, and the bundle itself by nothing.
     let size = 0;
     const counter = new Transform({

@@ -1,7 +1,9 @@
-import { createReadStream, createWriteStream, readSync, type WriteStream } from 'node:fs';
+import { createReadStream, readSync, type WriteStream } from 'node:fs';
+import { createFileWriter } from '../util/write-file.js';
 import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setImmediate } from 'node:timers/promises';
 import type { Digest } from '../util/digest.js';
 import type { BaseBytes, DeltaBase } from './base-bytes.js';
 import type { SkippingSource } from './chunk-reader.js';
@@ -29,7 +31,7 @@ export class SpooledBase implements DeltaBase, BaseBytes {
   /** Indexes a layer's uncompressed tar stream and keeps its bytes in a temporary file. */
   async addLayer(diffId: Digest, tar: Readable, options: { hash: boolean }): Promise<number> {
     const path = join(this.dir, `layer-${this.spooled++}.tar`);
-    const file = createWriteStream(path);
+    const file = createFileWriter(path);
     const written = new Promise<void>((resolve, reject) => {
       file.on('finish', resolve);
       file.on('error', reject);
@@ -96,6 +98,9 @@ export class SpooledBase implements DeltaBase, BaseBytes {
   }
 }
 
+/** Reads between two turns of the event loop (1 MiB). */
+const YIELD_EVERY = 16;
+
 /** A byte range of an open file, read in 64 KiB chunks, that seeks over what is skipped. */
 class FileChunks implements SkippingSource {
   constructor(
@@ -111,7 +116,9 @@ class FileChunks implements SkippingSource {
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
-    while (this.position < this.end) {
+    for (let n = 1; this.position < this.end; n++) {
+      // readSync never returns to the event loop: let other work (an archive being copied) go on.
+      if (n % YIELD_EVERY === 0) await setImmediate();
       const buffer = Buffer.allocUnsafe(Math.min(64 * 1024, this.end - this.position));
       const bytesRead = readSync(this.handle.fd, buffer, 0, buffer.length, this.position);
       if (bytesRead === 0) return;

@@ -1,4 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { createFileWriter } from '../util/write-file.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BundleImage } from '../bundle/format.js';
@@ -39,7 +40,7 @@ async function spoolBase(base: BaseSource, needed: Set<Digest>, dir: string): Pr
       if (entry.type !== 'file' || !mayBeLayer(entry.name) || found.size === needed.size) return;
       const file = join(dir, `base-${n++}.tar`);
       const hashing = new DigestingStream();
-      await pipeline(entry.body, hashing, createWriteStream(file));
+      await pipeline(entry.body, hashing, createFileWriter(file));
       const diffId = hashing.digest();
       if (needed.has(diffId) && !found.has(diffId)) {
         found.add(diffId);
@@ -88,15 +89,19 @@ export async function rebuildDeltaLayers(
   if (deltas.size === 0) return { layers, close: async () => undefined };
   const needed = new Set([...deltas.values()].flatMap((blob) => blobs.get(blob)!.delta!.baseLayers));
   if (needed.size === 0) throw corrupt(bundle.path, 'a delta layer', 'it names no base layer to read from');
-  const spooled = await spoolBase(base, needed, dir);
-  const close = () => spooled.close();
+  // For a file, the base is indexed while the archive's first layers are copied (that copy
+  // waits on the disk, the index on the CPU); the first delta layer to be written waits for it.
+  const spooling = spoolBase(base, needed, dir);
+  spooling.catch(() => undefined);
+  const close = async (): Promise<void> => (await spooling.catch(() => undefined))?.close();
   try {
+    if (!options.streamed) await spooling;
     for (const [diffId, blob] of deltas) {
       const info = blobs.get(blob)!.delta!;
       const stored = await bundleLayer(bundle, diffId, blob);
       const what = `delta layer ${diffId}`;
       const rebuild = async (out: Writable): Promise<void> => {
-        const result = await decodeLayerDelta(stored.open(), spooled, out, {
+        const result = await decodeLayerDelta(stored.open(), await spooling, out, {
           source: `${bundle.path}: ${what}`,
           expectedSize: info.uncompressedSize,
           end: false,
@@ -119,7 +124,7 @@ export async function rebuildDeltaLayers(
         continue;
       }
       const file = join(dir, `rebuilt-${hexOf(diffId)}.tar`);
-      const out = createWriteStream(file);
+      const out = createFileWriter(file);
       await rebuild(out);
       out.end();
       await finished(out);

@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createFileWriter } from '../util/write-file.js';
 import { open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { ArchiveWriterOptions } from '../archive/write-archive.js';
@@ -129,7 +129,7 @@ function isPipeError(error: unknown): boolean {
 /** Writes the archive to a file, under a temporary name until it is complete (and its entry names final). */
 export async function writeToFile(path: string, job: ArchiveJob): Promise<void> {
   const out = atomicOutput(path);
-  const file = createWriteStream(out.tempPath);
+  const file = createFileWriter(out.tempPath);
   try {
     const patches = await job(file, optionsFor(true));
     if (patches.length > 0) {
