@@ -11,6 +11,7 @@ import { DdiffError, ExitCode, UsageError } from './errors.js';
 import { describeSystemError, reportError, wantsJson } from './error-line.js';
 import { bundleArgument, expandGlobs } from './commands/arguments.js';
 import { isInterrupted } from './util/cleanup.js';
+import { boundExternalMemory } from './util/memory.js';
 
 const engineOption = () =>
   new Option('--engine <name>', 'container engine for image references (env DDIFF_ENGINE)').choices(['docker', 'podman', 'containerd']);
@@ -158,6 +159,7 @@ function completionCommands(program: Command): CompletionCommand[] {
 const reporter: Reporter = { out, warn: (text) => process.stderr.write(`${text}\n`) };
 
 export async function main(argv: string[]): Promise<number> {
+  boundExternalMemory();
   const program = buildProgram();
   // `ddiff --version` is `ddiff version`: the engines' versions matter as much as ddiff's.
   const args = argv[2] === '--version' || argv[2] === '-v' ? [...argv.slice(0, 2), 'version', ...argv.slice(3)] : argv;
