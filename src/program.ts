@@ -12,6 +12,7 @@ import { describeSystemError, reportError, wantsJson } from './error-line.js';
 import { bundleArgument, expandGlobs } from './commands/arguments.js';
 import { isInterrupted } from './util/cleanup.js';
 import { boundExternalMemory } from './util/memory.js';
+import { startHashThread } from './util/hash-worker.js';
 
 const engineOption = () =>
   new Option('--engine <name>', 'container engine for image references (env DDIFF_ENGINE)').choices(['docker', 'podman', 'containerd']);
@@ -78,6 +79,7 @@ function buildProgram(): Command {
     .option('--allow-empty', 'write the bundle even when a target adds no layer to the base')
     .addOption(tlsVerifyOption())
     .action(async (inputs: string[], options: DiffOptions) => {
+      startHashThread();
       const { diff } = await import('./commands/diff.js');
       await diff(await expandGlobs(inputs, options.have === undefined), options, reporter);
     });
@@ -93,6 +95,7 @@ function buildProgram(): Command {
     .option('--no-fast-path', "always send the complete image (skip Docker's classic-store shortcut)")
     .addOption(tlsVerifyOption())
     .action(async (bundle: string | undefined, options: LoadOptions & { input?: string }) => {
+      startHashThread();
       const { load } = await import('./commands/load.js');
       await load(bundleArgument(bundle, options.input), options, reporter);
     });

@@ -14,6 +14,8 @@ export function bundleArgument(positional: string | undefined, input: string | u
  * one image: a pattern in its place matching several files is refused, not cut to its first match.
  */
 export async function expandGlobs(inputs: string[], firstIsBase: boolean): Promise<string[]> {
+  // fast-glob costs 30 ms to load: not for inputs that hold none of its special characters.
+  if (!inputs.some((input) => /[*?[\]{}()!+@]/.test(input))) return inputs;
   const { default: fg } = await import('fast-glob');
   const out: string[] = [];
   for (const [index, input] of inputs.entries()) {
