@@ -7,11 +7,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The CLI's shebang options: the bench runs it as the installed `ddiff` does.
-import { cliNodeOptions } from '../test/helpers/cli.js';
+import { cliNodeOptions, cliPath } from '../test/helpers/cli.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** The compiled CLI (dist/src/cli.js) and the probe next to this file (dist/bench/probe.js). */
-export const cli = join(here, '..', 'src', 'cli.js');
+/** The CLI as installed (dist/ddiff.mjs) and the probe next to this file (dist/bench/probe.js). */
+export const cli = cliPath;
 const probe = join(here, 'probe.js');
 export const MB = 1_000_000;
 

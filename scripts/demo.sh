@@ -3,7 +3,7 @@
 # archive, rebuild the target from the base plus the bundle, and check the rebuilt image's ID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ddiff() { node dist/src/cli.js "$@"; }
+ddiff() { dist/ddiff.mjs "$@"; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository root (tests run from dist/test/...). */
 export const repoRoot = join(here, '..', '..', '..');
-export const cliPath = join(repoRoot, 'dist', 'src', 'cli.js');
+/** The bundled CLI, as installed (package.json's bin; scripts/bundle.mjs makes it). */
+export const cliPath = join(repoRoot, 'dist', 'ddiff.mjs');
 export const fixturesDir = join(repoRoot, 'fixtures');
 export const sharedRealDir = join(repoRoot, '..', 'shared', 'fixtures', 'real');
 const rssReporter = join(here, 'report-rss.js');

@@ -6,7 +6,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { fixturesDir, runCli } from '../helpers/cli.js';
+import { cliPath, fixturesDir, runCli } from '../helpers/cli.js';
 import { makeDockerArchive, makeTar, sha256Hex } from '../helpers/tar.js';
 
 interface Expected {
@@ -183,7 +183,7 @@ test('bundle of a 3 MB layer on a 20 MB base is within 1.05x of gzip -6 of that 
 test('diff -o - piped into load - (bundle through a pipe, as over ssh)', async (t) => {
   const dir = await scratch(t);
   const out = join(dir, 'piped.tar');
-  const cli = join(fixturesDir, '..', 'dist', 'src', 'cli.js');
+  const cli = cliPath;
   const r = spawnSync(
     'bash',
     [
