@@ -23,6 +23,7 @@ function optionsFor(renamable: boolean, engine?: Engine): ArchiveWriterOptions {
     // Every engine refuses a layer whose bytes do not hash to its diffID ("invalid diffID for
     // layer", "Digest did not match"); a file or a pipe has nobody to.
     readerChecksDiffIds: engine !== undefined,
+    dockerArchiveOnly: engine?.name === 'podman',
   };
 }
 

@@ -8,7 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { test } from 'node:test';
 import { openArchive } from '../../src/archive/open.js';
 import { readImages } from '../../src/archive/read.js';
-import { ImageArchiveWriter } from '../../src/archive/write-archive.js';
+import { ImageArchiveWriter, type ImageToWrite } from '../../src/archive/write-archive.js';
 import type { BundleImage } from '../../src/bundle/format.js';
 import type { EngineImage } from '../../src/engine/engine.js';
 import { mayBeLayer } from '../../src/engine/save-stream.js';
@@ -88,6 +88,29 @@ test('the writer: layers under their digests, OCI half and manifest.json describ
   const { images } = await readImages(catalog);
   assert.equal(images[0]!.id, sha256(cfg));
   assert.deepEqual(images[0]!.tags, ['x/y:1']);
+});
+
+test('the writer for Podman: a plain docker-archive, unless layers it holds are named only in the OCI half', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ddiff-writer-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const layer = memoryLayer(Buffer.from(await makeTar([{ name: 'a.txt', content: 'a' }])));
+  const held = memoryLayer(Buffer.from(await makeTar([{ name: 'b.txt', content: 'b' }])));
+  const write = async (layers: ImageToWrite['layers'], name: string) => {
+    const ids = layers.map((l) => l.diffId);
+    const cfg = config(ids);
+    const out = collect();
+    await new ImageArchiveWriter(out.sink, { dockerArchiveOnly: true }).finish([
+      { id: sha256(cfg), configBytes: cfg, tags: ['x/y:1'], layers },
+    ]);
+    await writeFile(join(dir, name), out.bytes());
+    return openArchive(join(dir, name));
+  };
+  const full = await write([layer], 'full.tar');
+  assert.ok(full.has('manifest.json') && !full.has('index.json') && !full.has('oci-layout'));
+  assert.equal((await readImages(full)).images[0]!.layers[0]!.diffId, layer.diffId);
+  const stored = { digest: held.diffId, size: held.size, mediaType: held.mediaType };
+  const fast = await write([{ omitted: true, diffId: held.diffId, stored }, layer], 'fast.tar');
+  assert.ok(fast.has('index.json') && !fast.has('manifest.json'));
 });
 
 test('the writer: a streamed layer into a pipe keeps a provisional name and no OCI half; into a file it is renamed', async (t) => {
