@@ -120,7 +120,8 @@ export class DeltaStager {
     const file = join(this.dir, `delta-${hexOf(layer.diffId)}`);
     const written = new DigestingStream();
     // pipeline, not pipe: a failing file (ENOSPC) must fail the encoder writing into `written`.
-    const out = pipeline(written, createFileWriter(file));
+    const staged = createFileWriter(file);
+    const out = pipeline(written, staged);
     out.catch(() => undefined);
     let stats: EncodeStats;
     try {
@@ -132,7 +133,10 @@ export class DeltaStager {
     } catch (error) {
       written.destroy();
       await rm(file, { force: true });
-      throw error;
+      // The file's own system error (ENOSPC), not the encoder's next write into the stream the
+      // failed file took down ("Cannot call write after a stream was destroyed"), as stageLayer.
+      const own = staged.errored as NodeJS.ErrnoException | null;
+      throw own?.syscall ? own : error;
     }
     if (stats.digest !== layer.diffId) {
       await rm(file, { force: true });
