@@ -10,7 +10,7 @@ import { Containerd } from '../engine/containerd.js';
 import type { OmittedLayer } from '../image/layer.js';
 import { type RebuiltLayers, rebuildDeltaLayers } from '../load/delta-layers.js';
 import { planArchive } from '../load/plan.js';
-import { loadIntoEngine, writeToFile, writeToStream } from '../load/sinks.js';
+import { loadIntoEngine, type Snapshot, snapshot, writeToFile, writeToStream } from '../load/sinks.js';
 import { isInterrupted, tempDir } from '../util/cleanup.js';
 import type { Digest } from '../util/digest.js';
 import type { Reporter } from './report.js';
@@ -107,7 +107,16 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
   const getEngine = () => (engine ??= chooseEngine(options, 'to write the image to a file instead: ddiff load BUNDLE -o FILE'));
   const spool = await tempDir('ddiff-load-');
   let rebuilt: RebuiltLayers | undefined;
+  // What the engine holds under the images' names, to undo an interrupted load: asked for beside
+  // the verification (each engine CLI call is 70-150 ms), not after it. An engine that cannot be
+  // chosen is reported where it is first needed.
+  let before: Promise<Snapshot> | undefined;
   try {
+    if (toEngine) {
+      try {
+        before = snapshot(getEngine(), images);
+      } catch {}
+    }
     const preferEngine = toEngine && options.fastPath !== false;
     const [verifiedResult, baseResult] = await Promise.allSettled([
       verified,
@@ -145,7 +154,7 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
     } else if (options.output !== undefined) {
       await writeToFile(options.output, job);
     } else {
-      const printed = await loadIntoEngine(target!, job, images);
+      const printed = await loadIntoEngine(target!, job, images, before);
       if (isInterrupted()) return; // the load was undone; "interrupted" is all there is to say
       if (!options.json && printed.trim()) report.out(printed.trim());
     }
@@ -154,6 +163,7 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
     else if (target) say(`Loaded ${images.length} image(s) into ${target.name} (${summary.mode})`);
     else if (options.output !== '-') say(`Wrote ${options.output} (${summary.mode}; ${images.length} image(s))`);
   } finally {
+    await before; // its engine calls end before the command does, whatever happened
     await rebuilt?.close();
     await spool.dispose();
   }

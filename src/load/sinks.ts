@@ -28,7 +28,9 @@ function optionsFor(renamable: boolean, engine?: Engine): ArchiveWriterOptions {
 }
 
 /** What the engine holds under the images' IDs and tags before the load, to undo an interrupted one. */
-async function snapshot(engine: Engine, images: { id: Digest; tags: string[] }[]): Promise<Map<string, Digest | undefined>> {
+export type Snapshot = Map<string, Digest | undefined>;
+
+export async function snapshot(engine: Engine, images: { id: Digest; tags: string[] }[]): Promise<Snapshot> {
   const refs = [...new Set(images.flatMap((i) => [i.id, ...i.tags]))];
   const found = await Promise.all(
     refs.map((ref) =>
@@ -43,7 +45,7 @@ async function snapshot(engine: Engine, images: { id: Digest; tags: string[] }[]
 
 const LATE_LOAD_MS = 3_000;
 
-async function loadedAny(engine: Engine, before: Map<string, Digest | undefined>, images: { id: Digest }[]): Promise<boolean> {
+async function loadedAny(engine: Engine, before: Snapshot, images: { id: Digest }[]): Promise<boolean> {
   const fresh = images.filter((i) => before.get(i.id) === undefined);
   const found = await Promise.all(
     fresh.map((i) =>
@@ -57,7 +59,7 @@ async function loadedAny(engine: Engine, before: Map<string, Digest | undefined>
 }
 
 /** Removes what an interrupted load added, and points moved tags back where they were. */
-async function undoLoad(engine: Engine, before: Map<string, Digest | undefined>, images: { id: Digest; tags: string[] }[]): Promise<void> {
+async function undoLoad(engine: Engine, before: Snapshot, images: { id: Digest; tags: string[] }[]): Promise<void> {
   const added = images.filter((i) => before.get(i.id) === undefined).map((i) => i.id);
   await engine.removeImages(added);
   for (const [ref, id] of before) {
@@ -72,8 +74,14 @@ async function undoLoad(engine: Engine, before: Map<string, Digest | undefined>,
  * was handed over cuts it short (the engine loads nothing); after, the engine's load cannot be
  * stopped (the daemon goes on without its client), so ddiff waits for it and undoes it.
  */
-export async function loadIntoEngine(engine: Engine, job: ArchiveJob, images: { id: Digest; tags: string[] }[]): Promise<string> {
-  const before = await snapshot(engine, images);
+export async function loadIntoEngine(
+  engine: Engine,
+  job: ArchiveJob,
+  images: { id: Digest; tags: string[] }[],
+  /** The snapshot, when the caller took it earlier (beside other work). */
+  taken?: Promise<Snapshot>,
+): Promise<string> {
+  const before = await (taken ?? snapshot(engine, images));
   const loading = engine.startLoad();
   let handedOver = false;
   const unregister = onInterrupt(async () => {
