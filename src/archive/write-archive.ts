@@ -29,10 +29,7 @@ export interface ImageToWrite {
 }
 
 export interface ArchiveWriterOptions {
-  /**
-   * The output is a file whose headers can be rewritten after it is complete: streamed layers
-   * then get their content-addressed names, and the archive its OCI half.
-   */
+  /** A file whose headers can be rewritten once complete: streamed layers get their digest names, the archive its OCI half. */
   renamable?: boolean;
   /** Compressions the reader of the archive cannot take: such layers are written uncompressed. */
   inflate?: ReadonlySet<Compression>;
@@ -40,12 +37,7 @@ export interface ArchiveWriterOptions {
   normalizeNames?: boolean;
   /** The reader refuses a layer that does not hash to its diffID, as every engine does (inflatedBytesChecked). */
   readerChecksDiffIds?: boolean;
-  /**
-   * Leave the OCI half out unless the reader needs it (layers it holds, named only there).
-   * Podman 4.3 loads an archive that has one as an OCI archive, unpacking all of it into a
-   * temporary directory first: the real small pair's full archive took it 4.5-5.3 s, and
-   * 3.4-3.5 s without its OCI half.
-   */
+  /** No OCI half unless the reader needs it: Podman unpacks an OCI archive to a temp dir first (4.5-5.3 s vs 3.4-3.5 s). */
   dockerArchiveOnly?: boolean;
 }
 
@@ -75,7 +67,7 @@ function annotationsFor(tag: string, normalize: boolean): Record<string, string>
  * all load. Every entry name and every manifest line comes from what was actually written, so
  * the two halves always describe the same bytes. The OCI half is left out exactly when some
  * layer is not stored under its digest (omitted for Docker's fast path, or streamed into a
- * pipe under a provisional name): the archive is then a plain docker-archive.
+ * pipe under a provisional name), or for Podman (dockerArchiveOnly): a plain docker-archive.
  */
 export class ImageArchiveWriter {
   private readonly tar: TarWriter;
