@@ -27,9 +27,9 @@ function optionsFor(renamable: boolean, engine?: Engine): ArchiveWriterOptions {
   };
 }
 
-/** What the engine holds under the images' IDs and tags before the load, to undo an interrupted one. */
 export type Snapshot = Map<string, Digest | undefined>;
 
+/** What the engine holds under the images' IDs and tags before the load, to undo an interrupted one. */
 export async function snapshot(engine: Engine, images: { id: Digest; tags: string[] }[]): Promise<Snapshot> {
   const refs = [...new Set(images.flatMap((i) => [i.id, ...i.tags]))];
   const found = await Promise.all(
