@@ -1,4 +1,4 @@
-import { createFileWriter } from '../util/write-file.js';
+import { createFileWriter, writeFailure } from '../util/write-file.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -133,10 +133,7 @@ export class DeltaStager {
     } catch (error) {
       written.destroy();
       await rm(file, { force: true });
-      // The file's own system error (ENOSPC), not the encoder's next write into the stream the
-      // failed file took down ("Cannot call write after a stream was destroyed"), as stageLayer.
-      const own = staged.errored as NodeJS.ErrnoException | null;
-      throw own?.syscall ? own : error;
+      throw writeFailure(staged, error);
     }
     if (stats.digest !== layer.diffId) {
       await rm(file, { force: true });

@@ -1,4 +1,4 @@
-import { createFileWriter } from '../util/write-file.js';
+import { createFileWriter, writeFailure } from '../util/write-file.js';
 import { join } from 'node:path';
 import { PassThrough, type Duplex, type Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -62,10 +62,7 @@ export async function stageLayer(
   try {
     await pipeline(stages as unknown as [Readable, ...Writable[]]);
   } catch (error) {
-    // The staging file's own system error (ENOSPC), not a stream upstream that was written to
-    // after the pipeline came down ("Cannot call write after a stream was destroyed").
-    const own = staged.errored as NodeJS.ErrnoException | null;
-    throw own?.syscall ? own : error;
+    throw writeFailure(staged, error);
   }
   const inflatedDiffId = inflating?.facts().diffId;
   if (inflatedDiffId !== undefined && inflatedDiffId !== layer.diffId) {

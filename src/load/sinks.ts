@@ -1,4 +1,4 @@
-import { createFileWriter } from '../util/write-file.js';
+import { createFileWriter, writeFailure } from '../util/write-file.js';
 import { open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { ArchiveWriterOptions } from '../archive/write-archive.js';
@@ -152,9 +152,7 @@ export async function writeToFile(path: string, job: ArchiveJob): Promise<void> 
     await out.commit();
   } catch (error) {
     await out.abort();
-    // The file's own system error (ENOENT, ENOSPC), not what it did to the archive writer upstream.
-    const own = file.errored as NodeJS.ErrnoException | null;
-    throw out.named(own?.syscall ? own : error);
+    throw out.named(writeFailure(file, error));
   }
 }
 

@@ -12,3 +12,13 @@ const WRITE_CHUNK = 1 << 20;
 export function createFileWriter(path: string): WriteStream {
   return createWriteStream(path, { highWaterMark: WRITE_CHUNK });
 }
+
+/**
+ * The error to report for a failed write into `file`: the file's own system error (ENOSPC,
+ * ENOENT) when it has one, not what its failure did upstream (a stream written to after the
+ * pipeline came down: "Cannot call write after a stream was destroyed").
+ */
+export function writeFailure(file: WriteStream, error: unknown): unknown {
+  const own = file.errored as NodeJS.ErrnoException | null;
+  return own?.syscall ? own : error;
+}
