@@ -1,14 +1,15 @@
 import type { Readable, Writable } from 'node:stream';
 import { corrupt } from '../errors.js';
 import { blobPath, digestFromName } from '../image/blob-names.js';
-import { inflatedBytesChecked, type Layer, type OmittedLayer, storedBytesChecked } from '../image/layer.js';
-import { MediaTypes, OCI_LAYER_TYPES } from '../image/media-types.js';
-import { normalizedName } from '../image/reference.js';
-import { TarWriter } from '../tar/writer.js';
+import { checkStoredBytes, inflatedBytesChecked, type Layer, type OmittedLayer, storedBytesChecked } from '../image/layer.js';
+import pLimit from 'p-limit';
+import { type TarOutput, TarWriter } from '../tar/writer.js';
 import type { Compression } from '../util/compression.js';
 import { sha256, type Digest } from '../util/digest.js';
+import { allOrStop } from '../util/all-or-stop.js';
 import { stepOver } from '../util/progress.js';
 import { MeasuringStream } from './measure.js';
+import { ociHalf, type PlacedBlob } from './oci-half.js';
 
 /** A layer copied into the archive from a stream as it passed (an engine's `save`), before any image named it. */
 export interface StreamedLayer {
@@ -42,23 +43,8 @@ export interface ArchiveWriterOptions {
 }
 
 /** A layer's place in the archive being written: what the manifests say of it. */
-interface Placed {
+interface Placed extends PlacedBlob {
   entry: string;
-  digest: Digest;
-  size: number;
-  compression: Compression;
-  /** The media type the reader knows the blob by (layers it holds already). */
-  mediaType?: string;
-}
-
-/**
- * The OCI ref-name annotation wants the tag alone; containerd's wants the full name, which
- * containerd keeps exactly as written (so, for it, normalized as Kubernetes looks names up).
- */
-function annotationsFor(tag: string, normalize: boolean): Record<string, string> {
-  const colon = tag.lastIndexOf(':');
-  const bare = colon > tag.lastIndexOf('/') ? tag.slice(colon + 1) : 'latest';
-  return { 'io.containerd.image.name': normalize ? normalizedName(tag) : tag, 'org.opencontainers.image.ref.name': bare };
 }
 
 /**
@@ -70,18 +56,22 @@ function annotationsFor(tag: string, normalize: boolean): Record<string, string>
  * pipe under a provisional name), or for Podman (dockerArchiveOnly): a plain docker-archive.
  */
 export class ImageArchiveWriter {
-  private readonly tar: TarWriter;
+  private readonly tar: TarOutput;
   private readonly written = new Map<string, Placed>();
   private streamedCount = 0;
   private step: ReturnType<typeof stepOver<Layer>> | undefined;
   /** Checks of layers hashed beside their copy (storedBytesChecked): all pass before the archive's last entries. */
   private readonly checks: Promise<void>[] = [];
+  /** Layer copies under way, for an output that takes several at once. */
+  private readonly copies: Promise<void>[] = [];
+  /** Two at once: on two cores, one copy waits on the disk while the other (a rebuild) computes. */
+  private readonly atOnce = pLimit(2);
 
   constructor(
-    output: Writable,
+    output: Writable | TarOutput,
     private readonly options: ArchiveWriterOptions = {},
   ) {
-    this.tar = new TarWriter(output);
+    this.tar = 'place' in output ? output : new TarWriter(output);
   }
 
   /**
@@ -148,11 +138,21 @@ export class ImageArchiveWriter {
       dockerManifest.push({ Config: blobPath(image.id), RepoTags: image.tags, Layers: layerPaths });
       ociImages.push({ image, layers: placedLayers });
     }
-    await Promise.all(this.checks);
+    await this.settle();
     if (complete && (heldByReader || this.options.dockerArchiveOnly !== true)) await this.writeOciHalf(ociImages);
     // manifest.json would name entries that are not there; containerd reads the OCI half only.
     if (!heldByReader) await this.tar.addBuffer('manifest.json', JSON.stringify(dockerManifest));
     await this.tar.finish();
+  }
+
+  /**
+   * Waits for every layer copy and check; on the first failed copy, stops the others (and waits
+   * for them: nothing may still write into a file its caller is about to remove).
+   */
+  private async settle(): Promise<void> {
+    // Every copy pushes its check (if any) when it starts: all are there once the copies end.
+    await allOrStop(this.copies, (error) => this.tar.destroy(error));
+    await Promise.all(this.checks);
   }
 
   /** Entry headers to rewrite once a renamable output is complete. */
@@ -186,33 +186,34 @@ export class ImageArchiveWriter {
     const earlier = this.written.get(placed.entry);
     if (earlier) return earlier;
     this.written.set(placed.entry, placed);
-    const label = (this.step ?? stepOver('writing', [layer], (l) => l.diffId)).streamOf(layer);
-    const copy = inflate ? inflatedBytesChecked(layer, this.options.readerChecksDiffIds === true) : storedBytesChecked(layer);
-    const copied = this.tar.addStream(placed.entry, placed.size, copy.data, ...copy.through, label);
-    // A check beside the copy may end after it: the archive is not finished until every one has.
-    if (copy.aside) this.checks.push(copy.aside);
-    await copied;
+    const entry = this.tar.place(placed.entry, placed.size);
+    const step = this.step ?? stepOver('writing', [layer], (l) => l.diffId);
+    const write = async (): Promise<void> => {
+      if (layer.file && !inflate && entry.copyFile) {
+        const copied = await entry.copyFile(layer.file);
+        if (!layer.checked) checkStoredBytes(layer, copied);
+        step.doneWith(layer);
+        return;
+      }
+      const copy = inflate ? inflatedBytesChecked(layer, this.options.readerChecksDiffIds === true) : storedBytesChecked(layer);
+      // A check beside the copy may end after it: the archive is not finished until every one has.
+      if (copy.aside) this.checks.push(copy.aside);
+      await entry.write(copy.data, ...copy.through, step.streamOf(layer));
+    };
+    if (!this.tar.concurrent) await write();
+    else {
+      // Its place is taken: the entries after it are placed while its bytes are written.
+      const copied = this.atOnce(write);
+      copied.catch(() => undefined);
+      this.copies.push(copied);
+    }
     return placed;
   }
 
   private async writeOciHalf(images: { image: ImageToWrite; layers: Placed[] }[]): Promise<void> {
-    const index: { mediaType: string; digest: Digest; size: number; annotations?: Record<string, string> }[] = [];
-    for (const { image, layers } of images) {
-      const manifest = Buffer.from(
-        JSON.stringify({
-          schemaVersion: 2,
-          mediaType: MediaTypes.ociManifest,
-          config: { mediaType: MediaTypes.ociConfig, digest: image.id, size: image.configBytes.length },
-          layers: layers.map((l) => ({ mediaType: l.mediaType ?? OCI_LAYER_TYPES[l.compression], digest: l.digest, size: l.size })),
-        }),
-      );
-      const digest = sha256(manifest);
-      await this.addBlob(blobPath(digest), manifest);
-      const descriptor = { mediaType: MediaTypes.ociManifest, digest, size: manifest.length };
-      if (image.tags.length === 0) index.push(descriptor);
-      for (const tag of image.tags) index.push({ ...descriptor, annotations: annotationsFor(tag, this.options.normalizeNames === true) });
-    }
-    await this.tar.addBuffer('index.json', JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: index }));
-    await this.tar.addBuffer('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    const half = ociHalf(images, this.options.normalizeNames === true);
+    for (const manifest of half.manifests) await this.addBlob(blobPath(sha256(manifest)), manifest);
+    await this.tar.addBuffer('index.json', half.index);
+    await this.tar.addBuffer('oci-layout', half.layout);
   }
 }

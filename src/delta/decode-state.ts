@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Digest } from '../util/digest.js';
-import { Sha256Thread } from '../util/hash-worker.js';
+import { Sha256Thread } from '../util/sha256-thread.js';
 import { type BaseReader, READ_AHEAD } from './base-bytes.js';
 import type { BaseFile, BaseFileIndex } from './base-index.js';
 import { streamDelta } from './binary-delta.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Sha256Thread } from '../util/hash-worker.js';
+import { Sha256Thread } from '../util/sha256-thread.js';
 import type { Readable, Writable } from 'node:stream';
 import type { DeltaBase } from './base-bytes.js';
 import type { BaseFile } from './base-index.js';

@@ -91,9 +91,7 @@ export function storedBytesChecked(layer: Layer): { data: Readable; through: Tra
   if (layer.checked) return { data: layer.open(), through: [] };
   const { file } = layer;
   if (!file) return { data: layer.open(), through: [verifyingStored(layer)] };
-  const aside = sha256OfFileRange(file.path, file.offset, layer.size).then((hashed) => {
-    if (hashed.digest !== layer.digest || hashed.size !== layer.size) throw storedBytesMismatch(layer, hashed.digest);
-  });
+  const aside = sha256OfFileRange(file.path, file.offset, layer.size).then((hashed) => checkStoredBytes(layer, hashed));
   aside.catch(() => undefined);
   return { data: layer.open(), through: [], aside };
 }
@@ -108,6 +106,11 @@ export function storedBytesChecked(layer: Layer): { data: Readable; through: Tra
 export function inflatedBytesChecked(layer: Layer, readerChecks: boolean): ReturnType<typeof storedBytesChecked> {
   const data = openUncompressed(layer);
   return layer.checked && readerChecks ? { data, through: [] } : { data, through: [verifyingUncompressed(layer)] };
+}
+
+/** Throws unless the stored bytes, as hashed where they were read, are the layer's. */
+export function checkStoredBytes(layer: Layer, hashed: { digest: Digest; size: number }): void {
+  if (hashed.digest !== layer.digest || hashed.size !== layer.size) throw storedBytesMismatch(layer, hashed.digest);
 }
 
 /** The error for stored bytes that hash to `got`, not the layer's digest. */

@@ -6,12 +6,12 @@ import { copySavedLayers } from '../engine/save-stream.js';
 import { MissingLayersError } from '../errors.js';
 import { blobPath } from '../image/blob-names.js';
 import type { Layer, OmittedLayer } from '../image/layer.js';
-import type { HeaderPatch } from '../tar/writer.js';
+import type { HeaderPatch, TarOutput } from '../tar/writer.js';
 import type { Digest } from '../util/digest.js';
 import type { BaseSource } from './base.js';
 
 /** Writes the rebuilt archive into `out` (in the form `options` asks for); resolves with header renames to apply, if any. */
-export type ArchiveJob = (out: Writable, options: ArchiveWriterOptions) => Promise<readonly HeaderPatch[]>;
+export type ArchiveJob = (out: Writable | TarOutput, options: ArchiveWriterOptions) => Promise<readonly HeaderPatch[]>;
 
 /** The images to write, their base layers taken from `baseLayer`. */
 async function imagesFrom(

@@ -1,9 +1,9 @@
-import { createFileWriter, writeFailure } from '../util/write-file.js';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { ArchiveWriterOptions } from '../archive/write-archive.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineError } from '../errors.js';
+import { FileTarWriter } from '../tar/file-writer.js';
 import type { Compression } from '../util/compression.js';
 import { atomicOutput, onInterrupt } from '../util/cleanup.js';
 import type { Digest } from '../util/digest.js';
@@ -135,24 +135,25 @@ function isPipeError(error: unknown): boolean {
   return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
-/** Writes the archive to a file, under a temporary name until it is complete (and its entry names final). */
+/**
+ * Writes the archive to a file, under a temporary name until it is complete (and its entry
+ * names final). Each entry is written at its place, several layers at once (tar/file-writer.ts).
+ */
 export async function writeToFile(path: string, job: ArchiveJob): Promise<void> {
   const out = atomicOutput(path);
-  const file = createFileWriter(out.tempPath);
+  let file: FileHandle | undefined;
   try {
-    const patches = await job(file, optionsFor(true));
-    if (patches.length > 0) {
-      const patching = await open(out.tempPath, 'r+');
-      try {
-        for (const { offset, header } of patches) await patching.write(header, 0, header.length, offset);
-      } finally {
-        await patching.close();
-      }
-    }
+    file = await open(out.tempPath, 'w');
+    const patches = await job(new FileTarWriter(file, out.tempPath), optionsFor(true));
+    for (const { offset, header } of patches) await file.write(header, 0, header.length, offset);
+    await file.close();
+    file = undefined;
     await out.commit();
   } catch (error) {
+    // close() waits for writes in flight: none lands after the file is removed.
+    await file?.close().catch(() => undefined);
     await out.abort();
-    throw out.named(writeFailure(file, error));
+    throw out.named(error);
   }
 }
 

@@ -109,37 +109,42 @@ export function paddedSize(size: number): number {
   return Math.ceil(size / BLOCK) * BLOCK;
 }
 
-function writeOctal(block: Buffer, offset: number, length: number, value: number): void {
-  block.write(`${value.toString(8).padStart(length - 1, '0')}\0`, offset, length, 'latin1');
+/** An octal field as tar-stream writes it: zero-padded digits, then a space (the field's last byte stays NUL). */
+function writeOctal(block: Buffer, offset: number, digits: number, value: number): void {
+  block.write(`${value.toString(8).padStart(digits, '0')} `, offset, digits + 1, 'latin1');
 }
 
 /**
- * The ustar header of a regular file entry as ddiff writes them (root, 0644, mtime 0): used
- * to rename an entry after its bytes were written, once its digest is known.
+ * The ustar header of a regular file entry as ddiff writes them (root, 0644, mtime 0), byte for
+ * byte as tar-stream encodes it: for entries written in place (tar/file-writer.ts) and entries
+ * renamed once their digest is known.
  */
 export function encodeFileHeader(name: string, size: number): Buffer {
   if (Buffer.byteLength(name) > 100) throw new TarFormatError(`entry name '${name}' is longer than 100 bytes`);
   if (!Number.isSafeInteger(size) || size < 0) throw new TarFormatError(`bad entry size ${size}`);
   const block = Buffer.alloc(BLOCK);
   block.write(name, 0, 100, 'utf8');
-  writeOctal(block, 100, 8, 0o644);
-  writeOctal(block, 108, 8, 0);
-  writeOctal(block, 116, 8, 0);
-  if (size < 8 ** 11) writeOctal(block, 124, 12, size);
+  writeOctal(block, 100, 6, 0o644);
+  writeOctal(block, 108, 6, 0);
+  writeOctal(block, 116, 6, 0);
+  if (size < 8 ** 11) writeOctal(block, 124, 11, size);
   else {
     // GNU base-256, as tar-stream writes sizes of 8 GiB and more.
     block[124] = 0x80;
     let rest = size;
     for (let i = 11; i > 0; i--, rest = Math.floor(rest / 256)) block[124 + i] = rest % 256;
   }
-  writeOctal(block, 136, 12, 0);
+  writeOctal(block, 136, 11, 0);
   block.write('0', 156, 1, 'latin1');
   block.write('ustar\u000000', 257, 8, 'latin1');
   block.write('root', 265, 32, 'latin1');
   block.write('root', 297, 32, 'latin1');
+  writeOctal(block, 329, 6, 0);
+  writeOctal(block, 337, 6, 0);
   block.fill(0x20, 148, 156);
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += block[i]!;
-  block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
+  block.fill(0, 148, 156);
+  writeOctal(block, 148, 6, sum);
   return block;
 }

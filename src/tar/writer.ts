@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { Readable, Transform, Writable } from 'node:stream';
 import tar from 'tar-stream';
+import type { Digest } from '../util/digest.js';
 import { BLOCK, encodeFileHeader, paddedSize } from './header.js';
 
 const EPOCH = new Date(0);
@@ -11,11 +12,41 @@ export interface HeaderPatch {
   header: Buffer;
 }
 
+/** An entry whose place in the archive is taken: its bytes follow through `write`. */
+export interface PlacedEntry {
+  readonly offset: number;
+  /** Streams exactly the entry's size from `data` (through `through`, in order) into it. */
+  write(data: Readable, ...through: Transform[]): Promise<void>;
+  /**
+   * Copies the entry's bytes from where they lie in a file, off the main thread, and says
+   * what they hash to (the caller checks it); only outputs that are files can.
+   */
+  copyFile?(from: { path: string; offset: number }): Promise<{ digest: Digest; size: number }>;
+}
+
+/**
+ * Where a tar archive is written: a stream, entry after entry (TarWriter), or a file, each
+ * entry at the offset it was given (tar/file-writer.ts), so that several can be written at once
+ * (`concurrent`). Either way entries lie in the order they were placed.
+ */
+export interface TarOutput {
+  readonly concurrent: boolean;
+  addBuffer(name: string, data: Buffer | string): Promise<void>;
+  /** Takes the entry's place now; for a stream, its bytes must be written before the next entry is placed. */
+  place(name: string, size: number): PlacedEntry;
+  addStream(name: string, size: number, data: Readable, ...through: Transform[]): Promise<number>;
+  rename(offset: number, name: string, size: number): void;
+  headerPatches(): readonly HeaderPatch[];
+  finish(): Promise<void>;
+  destroy(error?: Error): void;
+}
+
 /**
  * Writes a tar stream entry by entry into `output`, one entry's data streaming at a time.
  * Entries get fixed metadata (root, mode 0644, mtime 0) so equal inputs give equal archives.
  */
-export class TarWriter {
+export class TarWriter implements TarOutput {
+  readonly concurrent = false;
   private readonly pack = tar.pack();
   private readonly done: Promise<void>;
   /** Where the next header goes: every entry ddiff writes has a short ASCII name, so one header block. */
@@ -63,11 +94,20 @@ export class TarWriter {
    * stream's length differs. Resolves with the entry's offset (for `rename`).
    */
   async addStream(name: string, size: number, data: Readable, ...through: Transform[]): Promise<number> {
-    const at = this.advance(size);
-    const sink = this.pack.entry(this.header(name, size)) as unknown as Writable;
-    const flow = pipeline([data, ...through, sink] as unknown as [Readable, Writable]);
-    await Promise.race([flow, this.done]);
-    return at;
+    const entry = this.place(name, size);
+    await entry.write(data, ...through);
+    return entry.offset;
+  }
+
+  place(name: string, size: number): PlacedEntry {
+    return {
+      offset: this.advance(size),
+      write: async (data, ...through) => {
+        const sink = this.pack.entry(this.header(name, size)) as unknown as Writable;
+        const flow = pipeline([data, ...through, sink] as unknown as [Readable, Writable]);
+        await Promise.race([flow, this.done]);
+      },
+    };
   }
 
   /**

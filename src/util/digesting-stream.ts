@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Digest } from './digest.js';
-import { Sha256Thread } from './hash-worker.js';
+import { Sha256Thread } from './sha256-thread.js';
 
 /** Past this many bytes a stream is hashed on the hashing thread; smaller ones (configs, manifests) here. */
 export const ON_THREAD_AFTER = 1 << 20;

@@ -75,7 +75,7 @@ export function stepOver<T extends { size: number }>(
   name: string,
   items: T[],
   key: (item: T) => string,
-): Step & { streamOf(item: T): Transform; countedOf(source: Readable, item: T): Readable } {
+): Step & { streamOf(item: T): Transform; countedOf(source: Readable, item: T): Readable; doneWith(item: T): void } {
   const unique = [...new Map(items.map((item) => [key(item), item] as const)).values()];
   const index = new Map(unique.map((item, i) => [key(item), i]));
   const step = startStep(
@@ -83,5 +83,10 @@ export function stepOver<T extends { size: number }>(
     unique.map((item) => item.size),
   );
   const at = (item: T) => index.get(key(item)) ?? 0;
-  return { ...step, streamOf: (item) => step.stream(at(item)), countedOf: (source, item) => step.counted(source, at(item)) };
+  return {
+    ...step,
+    streamOf: (item) => step.stream(at(item)),
+    countedOf: (source, item) => step.counted(source, at(item)),
+    doneWith: (item) => step.done(at(item), item.size),
+  };
 }

@@ -196,6 +196,8 @@ describe('a full disk (2 MiB tmpfs)', () => {
   let whyNot = '';
   let target = ''; // base + one 4 MiB layer gzip cannot shrink
   let bundle = '';
+  let bigBase = ''; // a base whose 4 MiB layer load -o copies from the archive (on the hashing thread)
+  let onBigBase = '';
   before(async () => {
     small = await mkdtemp(join(dir, 'tmpfs-'));
     const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', small], { encoding: 'utf8' });
@@ -207,6 +209,14 @@ describe('a full disk (2 MiB tmpfs)', () => {
     bundle = join(dir, 'target-4m.ddiff');
     const r = await runCli(['diff', base, target, '-o', bundle]);
     assert.equal(r.code, 0, r.stderr);
+    const appLayer = await makeTar([{ name: 'app.txt', content: 'app' }]);
+    bigBase = join(dir, 'base-4m.tar');
+    await writeFile(bigBase, (await makeDockerArchive(layers, { tag: 'hostile/base4m:1' })).archive);
+    const onTop = join(dir, 'on-4m.tar');
+    await writeFile(onTop, (await makeDockerArchive([...layers, appLayer], { tag: 'hostile/on4m:1' })).archive);
+    onBigBase = join(dir, 'on-4m.ddiff');
+    const d = await runCli(['diff', bigBase, onTop, '-o', onBigBase]);
+    assert.equal(d.code, 0, d.stderr);
   });
   after(() => {
     if (mounted) spawnSync('umount', [small]);
@@ -240,6 +250,9 @@ describe('a full disk (2 MiB tmpfs)', () => {
   });
   test('load -o onto the full disk', async (t) => {
     await full(t, (disk) => ['load', bundle, '--base', base, '-o', join(disk, 'app.tar')], false);
+  });
+  test('load -o onto the full disk, the big layer copied from the base archive', async (t) => {
+    await full(t, (disk) => ['load', onBigBase, '--base', bigBase, '-o', join(disk, 'app.tar')], false);
   });
   test('load - (stdin) with DDIFF_TMPDIR on the full disk (the bundle is spooled there)', async (t) => {
     await full(t, () => ['load', '-', '--base', base, '-o', join(dir, 'never.tar')], true, bundle);

@@ -1,7 +1,10 @@
 // The image model's writers and adapters: entry names and manifests derived from what was
 // written, header renames for streamed layers, save-stream entry classification, the fast path.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -15,9 +18,11 @@ import { mayBeLayer } from '../../src/engine/save-stream.js';
 import { blobPath } from '../../src/image/blob-names.js';
 import type { Layer } from '../../src/image/layer.js';
 import { contentStoreOmissions, fastPathOmissions } from '../../src/load/fast-path.js';
+import { FileTarWriter } from '../../src/tar/file-writer.js';
 import { decodeHeader, encodeFileHeader } from '../../src/tar/header.js';
 import { sha256, type Digest } from '../../src/util/digest.js';
 import { readAt } from '../../src/util/read-at.js';
+import tar from 'tar-stream';
 import { makeTar } from '../helpers/tar.js';
 
 function collect(): { sink: Writable; bytes: () => Buffer } {
@@ -217,4 +222,91 @@ test('containerd: base layers its content store holds are left out, and the OCI 
       [layer.digest, 'application/vnd.oci.image.layer.v1.tar'],
     ],
   );
+});
+
+test('encodeFileHeader writes the header tar-stream writes, byte for byte (so an archive written in place equals a streamed one)', async () => {
+  for (const size of [0, 5, 8 ** 11 - 1, 8 ** 11, 2 ** 40 + 3]) {
+    const pack = tar.pack();
+    const first = once(pack, 'data') as Promise<[Buffer]>;
+    pack.entry({
+      name: 'blobs/sha256/abc',
+      size,
+      mode: 0o644,
+      mtime: new Date(0),
+      type: 'file',
+      uid: 0,
+      gid: 0,
+      uname: 'root',
+      gname: 'root',
+    });
+    const [header] = await first;
+    pack.destroy();
+    assert.deepEqual(encodeFileHeader('blobs/sha256/abc', size), header.subarray(0, 512), `size ${size}`);
+  }
+});
+
+/** A layer lying in `file` at `offset`, as an uncompressed docker-archive's layers do. */
+function fileLayer(bytes: Buffer, file: string, offset: number, digest = sha256(bytes)): Layer {
+  return {
+    ...memoryLayer(bytes),
+    digest,
+    diffId: digest,
+    source: file,
+    file: { path: file, offset },
+    open: () => createReadStream(file, { start: offset, end: offset + bytes.length - 1 }),
+  };
+}
+
+test('the writer into a file: entries written in place, layers at once, the bytes a stream gets', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ddiff-writer-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const inFile = [randomBytes(3 << 20), randomBytes(1000)].map((b) => Buffer.from(b));
+  const source = join(dir, 'source.bin');
+  await writeFile(source, Buffer.concat([Buffer.alloc(777), ...inFile]));
+  const streamed = memoryLayer(Buffer.from(await makeTar([{ name: 'a.txt', content: 'a'.repeat(70_000) }])));
+  const layers = [fileLayer(inFile[0]!, source, 777), streamed, fileLayer(inFile[1]!, source, 777 + inFile[0]!.length), streamed];
+  const cfg = config(layers.map((l) => l.diffId));
+  const images: ImageToWrite[] = [{ id: sha256(cfg), configBytes: cfg, tags: ['x/y:1'], layers }];
+  const out = collect();
+  await new ImageArchiveWriter(out.sink).finish(images);
+  const path = join(dir, 'in-place.tar');
+  const file = await open(path, 'w');
+  try {
+    await new ImageArchiveWriter(new FileTarWriter(file, path)).finish(images);
+  } finally {
+    await file.close();
+  }
+  assert.ok((await readFile(path)).equals(out.bytes()), 'the same bytes as the streamed archive');
+  const { images: read } = await readImages(await openArchive(path));
+  assert.deepEqual(
+    read[0]!.layers.map((l) => l.diffId),
+    layers.map((l) => l.diffId),
+  );
+});
+
+test('the writer into a file: a layer that is not what its digest says fails the archive and stops the other copies', {
+  timeout: 20_000,
+}, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ddiff-writer-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const bytes = randomBytes(2 << 20);
+  const source = join(dir, 'source.bin');
+  await writeFile(source, bytes);
+  const corrupt = fileLayer(bytes, source, 0, sha256(Buffer.from('something else')));
+  // A layer whose bytes never end: only the failure can stop its copy.
+  const endless = new Readable({ read() {} });
+  endless.push(Buffer.alloc(1000));
+  const stuck: Layer = { ...memoryLayer(Buffer.alloc(5000)), open: () => endless };
+  const cfg = config([stuck.diffId, corrupt.diffId]);
+  const path = join(dir, 'out.tar');
+  const file = await open(path, 'w');
+  try {
+    const writing = new ImageArchiveWriter(new FileTarWriter(file, path)).finish([
+      { id: sha256(cfg), configBytes: cfg, tags: [], layers: [stuck, corrupt] },
+    ]);
+    await assert.rejects(writing, /is corrupt: its bytes hash to/);
+    assert.ok(endless.destroyed, 'the copy still under way was stopped');
+  } finally {
+    await file.close();
+  }
 });
