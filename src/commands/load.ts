@@ -115,6 +115,11 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
     if (toEngine) {
       try {
         before = snapshot(getEngine(), images);
+        // The fast path's question to Docker (`docker info`, ~110 ms), asked here too.
+        if (options.fastPath !== false)
+          getEngine()
+            .hasClassicStore()
+            .catch(() => undefined);
       } catch {}
     }
     const preferEngine = toEngine && options.fastPath !== false;

@@ -54,6 +54,7 @@ function commandName(name: string, args: string[]): string {
 /** A local container engine driven through its CLI (`docker` or `podman`). */
 export class Engine {
   readonly name: EngineName;
+  private classicStore: Promise<boolean> | undefined;
 
   constructor(name: EngineName) {
     this.name = name;
@@ -181,11 +182,13 @@ export class Engine {
     return { input: child.stdin, done, stop: () => child.stop() };
   }
 
-  /** True when Docker keeps images in its classic graphdriver store (not containerd's). */
-  async hasClassicStore(): Promise<boolean> {
-    if (this.name !== 'docker') return false;
-    const out = await this.run(['info', '--format', '{{json .DriverStatus}}']);
-    return !out.includes('io.containerd.snapshotter');
+  /** True when Docker keeps images in its classic graphdriver store (not containerd's); asked once. */
+  hasClassicStore(): Promise<boolean> {
+    if (this.name !== 'docker') return Promise.resolve(false);
+    this.classicStore ??= this.run(['info', '--format', '{{json .DriverStatus}}']).then(
+      (out) => !out.includes('io.containerd.snapshotter'),
+    );
+    return this.classicStore;
   }
 
   /** Removes images (by ID or reference), ignoring those already gone. */
