@@ -3,7 +3,6 @@ import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { readAt } from '../util/read-at.js';
 import { sha256OfFileRange } from '../util/hash-worker.js';
-import { ON_THREAD_AFTER } from '../util/digesting-stream.js';
 import { decompressor, detectCompression, type Compression } from '../util/compression.js';
 import type { Digest } from '../util/digest.js';
 import { looksLikeJson } from '../util/json.js';
@@ -50,16 +49,11 @@ export async function measureFileRange(path: string, offset: number, size: numbe
   const head = await readAt(path, Math.min(HEAD_BYTES, size), offset);
   const compression = detectCompression(head);
   if (compression !== 'none' && wantDiffId) return undefined;
-  const hashed = size <= ON_THREAD_AFTER ? await hashHere(path, offset, size) : await sha256OfFileRange(path, offset, size);
+  const hashed = await sha256OfFileRange(path, offset, size);
   if (hashed.size < size) throw new Error(`${path}: file ends ${size - hashed.size} bytes early`);
   const facts: EntryFacts = { digest: hashed.digest, size, compression };
   if (compression === 'none') facts.diffId = hashed.digest;
   return facts;
-}
-
-async function hashHere(path: string, offset: number, size: number): Promise<{ digest: Digest; size: number }> {
-  const bytes = await readAt(path, size, offset);
-  return { digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.length };
 }
 
 /**

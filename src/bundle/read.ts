@@ -12,7 +12,6 @@ import { stat } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
 import { type Step, startStep } from '../util/progress.js';
 import { sha256OfFileRange } from '../util/hash-worker.js';
-import { ON_THREAD_AFTER } from '../util/digesting-stream.js';
 import { tempDir } from '../util/cleanup.js';
 
 export interface Bundle {
@@ -121,11 +120,11 @@ async function verifyBlob(bundle: Bundle, blob: BundleBlob, step: Step, index: n
   }
 }
 
-/** A blob's digest and size: hashed in place on the hashing thread when it lies in a file, else streamed. */
+/** A blob's digest and size: hashed in place (sha256OfFileRange) when it lies in a file, else streamed. */
 async function hashBlob(bundle: Bundle, name: string, step: Step, index: number): Promise<{ digest: Digest; size: number }> {
   const file = bundle.catalog.location(name);
   const { size } = bundle.catalog.entry(name);
-  if (file !== undefined && size > ON_THREAD_AFTER) {
+  if (file !== undefined) {
     const hashed = await sha256OfFileRange(file.path, file.offset, size);
     step.done(index, hashed.size);
     return hashed;

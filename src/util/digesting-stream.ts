@@ -1,10 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Digest } from './digest.js';
+import { ON_THREAD_AFTER } from './hash-worker.js';
 import { Sha256Thread } from './sha256-thread.js';
-
-/** Past this many bytes a stream is hashed on the hashing thread; smaller ones (configs, manifests) here. */
-export const ON_THREAD_AFTER = 1 << 20;
 
 /**
  * Passes bytes through while hashing and counting them. With `expect`, the stream fails at its

@@ -114,6 +114,9 @@ export function startHashThread(): void {
   hashWorker.warm();
 }
 
+/** Past this many bytes a stream or range is hashed on the hashing thread; smaller ones (configs, manifests) here. */
+export const ON_THREAD_AFTER = 1 << 20;
+
 /**
  * Ranges up to this size are hashed on the calling thread while the hashing thread boots: a
  * 1.8 MB delta bundle took 120 ms to verify waiting for it, against 1-2 ms of hashing (16 MB:
@@ -121,9 +124,9 @@ export function startHashThread(): void {
  */
 const HERE_WHILE_BOOTING = 16 << 20;
 
-/** sha256 of `length` bytes of the file at `path` from `offset`, on the hashing thread once it runs. */
+/** sha256 of `length` bytes of the file at `path` from `offset`: small ranges here, others on the hashing thread once it runs. */
 export function sha256OfFileRange(path: string, offset: number, length: number): Promise<RangeDigest> {
-  if (!hashWorker.online && length <= HERE_WHILE_BOOTING) return sha256Here(path, offset, length);
+  if (length <= ON_THREAD_AFTER || (!hashWorker.online && length <= HERE_WHILE_BOOTING)) return sha256Here(path, offset, length);
   return hashWorker.start({ file: { path, offset, length } }).result;
 }
 
