@@ -1,14 +1,16 @@
 /**
  * The hashing thread's code (util/hash-worker.ts runs it). It is inline, so it needs no file of
- * its own beside the module (a bundled single executable has none). File ranges are hashed a
+ * its own beside the module (a bundled single executable has none); it takes Node's modules
+ * with process.getBuiltinModule, which works however the thread evaluates it (a worker inherits
+ * the process's `--input-type=module`, and then has no `require`). File ranges are hashed a
  * slice at a time through one reused buffer, so that streams sharing the thread never wait long;
  * a range may also be copied into another file as it is hashed (the output opened by path, so
  * that closing the caller's handle can never leave this thread writing to a reused descriptor).
  */
 export const WORKER_CODE = `
-const { parentPort } = require('node:worker_threads');
-const { openSync, readSync, writeSync, closeSync } = require('node:fs');
-const { createHash } = require('node:crypto');
+const { parentPort } = process.getBuiltinModule('node:worker_threads');
+const { openSync, readSync, writeSync, closeSync } = process.getBuiltinModule('node:fs');
+const { createHash } = process.getBuiltinModule('node:crypto');
 const jobs = new Map();
 const done = (id, job) => {
   jobs.delete(id);

@@ -40,7 +40,7 @@ class HashWorker {
   private worker: Worker | undefined;
   private readonly jobs = new Map<number, Job>();
   private nextId = 1;
-  /** The thread runs its code (it takes ~100-150 ms of a core to boot here). */
+  /** The thread runs its code (~110 ms after it was started here, the main thread busy meanwhile). */
   online = false;
 
   private get thread(): Worker {
@@ -101,7 +101,7 @@ class HashWorker {
   }
 
   /** Forgets a job (answered, or abandoned by a failed pass). */
-  end(id: number): void {
+  private end(id: number): void {
     this.jobs.delete(id);
     if (this.jobs.size === 0) this.worker?.unref();
   }
@@ -109,7 +109,7 @@ class HashWorker {
 
 export const hashWorker = new HashWorker();
 
-/** Starts the thread before its first job: its ~75 ms start-up overlaps the command's own. */
+/** Starts the thread before its first job: its start-up (~110 ms here) overlaps the command's own. */
 export function startHashThread(): void {
   hashWorker.warm();
 }

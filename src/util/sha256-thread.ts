@@ -17,18 +17,31 @@ export class Sha256Thread {
   private slot = 0;
   private filled = 0;
   private waiting: (() => void) | undefined;
+  /** Why the job ended before its digest (the thread stopped): no slot will be freed again. */
+  private failed: Error | undefined;
 
   constructor() {
     this.job = hashWorker.start({ shared: this.shared }, (slot) => {
       this.busy[slot] = false;
-      const wake = this.waiting;
-      this.waiting = undefined;
-      wake?.();
+      this.wake();
+    });
+    this.job.result.catch((error: unknown) => {
+      this.failed = error instanceof Error ? error : new Error(String(error));
+      this.wake();
     });
   }
 
+  private wake(): void {
+    const wake = this.waiting;
+    this.waiting = undefined;
+    wake?.();
+  }
+
   private async slotFree(): Promise<void> {
-    while (this.busy[this.slot]) await new Promise<void>((resolve) => (this.waiting = resolve));
+    while (this.busy[this.slot]) {
+      if (this.failed) throw this.failed;
+      await new Promise<void>((resolve) => (this.waiting = resolve));
+    }
   }
 
   /** Hashes `data` (copied: the caller may reuse its buffer at once). */
@@ -53,8 +66,7 @@ export class Sha256Thread {
 
   /** Forgets the job when its digest will not be asked for (a failed pass). */
   abort(): void {
-    hashWorker.post({ id: this.job.id, drop: true });
-    hashWorker.end(this.job.id);
+    hashWorker.cancel(this.job.id, new Error('the hash was abandoned'));
   }
 
   /** The digest of everything passed to `update`. */

@@ -174,7 +174,11 @@ describe('big files', big, () => {
     await new Promise<void>((resolve) => out.on('finish', () => resolve()));
 
     const deltaModule = fileURLToPath(new URL('../../src/delta/index.js', import.meta.url));
+    const memoryModule = fileURLToPath(new URL('../../src/util/memory.js', import.meta.url));
+    // The child bounds its dead Buffers as ddiff's main does (program.ts).
     const child = `
+      import { boundExternalMemory } from ${JSON.stringify(memoryModule)};
+      boundExternalMemory();
       import { createReadStream, createWriteStream } from 'node:fs';
       import { Writable } from 'node:stream';
       import { createHash } from 'node:crypto';
