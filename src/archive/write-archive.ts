@@ -30,8 +30,6 @@ export interface ImageToWrite {
 }
 
 export interface ArchiveWriterOptions {
-  /** A file whose headers can be rewritten once complete: streamed layers get their digest names, the archive its OCI half. */
-  renamable?: boolean;
   /** Compressions the reader of the archive cannot take: such layers are written uncompressed. */
   inflate?: ReadonlySet<Compression>;
   /** containerd reads the archive: full image names (`docker.io/library/…`) in the index. */
@@ -88,8 +86,9 @@ export class ImageArchiveWriter {
     if (promised && facts.digest !== promised) throw corrupt(source, `entry '${name}'`, `its bytes hash to ${facts.digest}`);
     const placed: Placed = { entry, digest: facts.digest, size, compression: facts.compression };
     const final = blobPath(facts.digest);
-    if (entry !== final && this.options.renamable && !this.written.has(final)) {
-      this.tar.rename(offset, final, size);
+    // An output that is a file renames it (the archive then gets its OCI half); a pipe cannot.
+    if (entry !== final && this.tar.rename && !this.written.has(final)) {
+      await this.tar.rename(offset, final, size);
       placed.entry = final;
     }
     if (!this.written.has(placed.entry)) this.written.set(placed.entry, placed);
@@ -153,11 +152,6 @@ export class ImageArchiveWriter {
     // Every copy pushes its check (if any) when it starts: all are there once the copies end.
     await allOrStop(this.copies, (error) => this.tar.destroy(error));
     await Promise.all(this.checks);
-  }
-
-  /** Entry headers to rewrite once a renamable output is complete. */
-  headerPatches() {
-    return this.tar.headerPatches();
   }
 
   destroy(error?: Error): void {

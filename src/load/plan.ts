@@ -6,12 +6,12 @@ import { copySavedLayers } from '../engine/save-stream.js';
 import { MissingLayersError } from '../errors.js';
 import { blobPath } from '../image/blob-names.js';
 import type { Layer, OmittedLayer } from '../image/layer.js';
-import type { HeaderPatch, TarOutput } from '../tar/writer.js';
+import type { TarOutput } from '../tar/writer.js';
 import type { Digest } from '../util/digest.js';
 import type { BaseSource } from './base.js';
 
-/** Writes the rebuilt archive into `out` (in the form `options` asks for); resolves with header renames to apply, if any. */
-export type ArchiveJob = (out: Writable | TarOutput, options: ArchiveWriterOptions) => Promise<readonly HeaderPatch[]>;
+/** Writes the rebuilt archive into `out` (in the form `options` asks for). */
+export type ArchiveJob = (out: Writable | TarOutput, options: ArchiveWriterOptions) => Promise<void>;
 
 /** The images to write, their base layers taken from `baseLayer`. */
 async function imagesFrom(
@@ -70,7 +70,6 @@ export function planArchive(
         };
       }
       await writer.finish(await imagesFrom(bundle, images, baseLayer, rebuilt));
-      return writer.headerPatches();
     } catch (error) {
       writer.destroy(error as Error);
       throw error;

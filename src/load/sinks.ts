@@ -15,9 +15,8 @@ import type { ArchiveJob } from './plan.js';
  */
 const INFLATE_FOR_DOCKER: ReadonlySet<Compression> = new Set(['zstd']);
 
-function optionsFor(renamable: boolean, engine?: Engine): ArchiveWriterOptions {
+function optionsFor(engine?: Engine): ArchiveWriterOptions {
   return {
-    renamable,
     inflate: engine?.name === 'podman' ? new Set() : INFLATE_FOR_DOCKER,
     normalizeNames: engine?.name === 'containerd',
     // Every engine refuses a layer whose bytes do not hash to its diffID ("invalid diffID for
@@ -105,7 +104,7 @@ export async function loadIntoEngine(
       throw new EngineError(`${engine.name} load exited before reading the whole archive`);
     });
     quit.catch(() => undefined);
-    const writing = job(loading.input, optionsFor(false, engine)).then(() => {
+    const writing = job(loading.input, optionsFor(engine)).then(() => {
       handedOver = true;
     });
     writing.catch(() => undefined);
@@ -144,8 +143,7 @@ export async function writeToFile(path: string, job: ArchiveJob): Promise<void> 
   let file: FileHandle | undefined;
   try {
     file = await open(out.tempPath, 'w');
-    const patches = await job(new FileTarWriter(file, out.tempPath), optionsFor(true));
-    for (const { offset, header } of patches) await file.write(header, 0, header.length, offset);
+    await job(new FileTarWriter(file, out.tempPath), optionsFor());
     await file.close();
     file = undefined;
     await out.commit();
@@ -159,5 +157,5 @@ export async function writeToFile(path: string, job: ArchiveJob): Promise<void> 
 
 /** Streams the archive to standard output (a pipe: layers streamed from an engine keep provisional names, docker-archive only). */
 export async function writeToStream(stream: Writable, job: ArchiveJob): Promise<void> {
-  await job(stream, optionsFor(false));
+  await job(stream, optionsFor());
 }

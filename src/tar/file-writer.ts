@@ -3,7 +3,7 @@ import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { copyFileRangeHashed, type RangeDigest } from '../util/hash-worker.js';
 import { BLOCK, encodeFileHeader, paddedSize } from './header.js';
-import type { HeaderPatch, PlacedEntry, TarOutput } from './writer.js';
+import type { PlacedEntry, TarOutput } from './writer.js';
 
 /** Bytes gathered into one positional write: as few system calls as createFileWriter makes. */
 const BATCH = 1 << 20;
@@ -20,7 +20,6 @@ const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
 export class FileTarWriter implements TarOutput {
   readonly concurrent = true;
   private offset = 0;
-  private readonly renames: HeaderPatch[] = [];
   private readonly sources = new Set<Readable>();
   private readonly copying = new Set<{ drop(error: Error): void }>();
   private failure: Error | undefined;
@@ -128,12 +127,8 @@ export class FileTarWriter implements TarOutput {
     }
   }
 
-  rename(offset: number, name: string, size: number): void {
-    this.renames.push({ offset, header: encodeFileHeader(name, size) });
-  }
-
-  headerPatches(): readonly HeaderPatch[] {
-    return this.renames;
+  async rename(offset: number, name: string, size: number): Promise<void> {
+    await this.writeAt([encodeFileHeader(name, size)], offset);
   }
 
   async finish(): Promise<void> {

@@ -2,15 +2,9 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable, Transform, Writable } from 'node:stream';
 import tar from 'tar-stream';
 import type { Digest } from '../util/digest.js';
-import { BLOCK, encodeFileHeader, paddedSize } from './header.js';
+import { BLOCK, paddedSize } from './header.js';
 
 const EPOCH = new Date(0);
-
-/** A header to write over the one at `offset` once the output is complete (an entry renamed). */
-export interface HeaderPatch {
-  offset: number;
-  header: Buffer;
-}
 
 /** An entry whose place in the archive is taken: its bytes follow through `write`. */
 export interface PlacedEntry {
@@ -35,8 +29,8 @@ export interface TarOutput {
   /** Takes the entry's place now; for a stream, its bytes must be written before the next entry is placed. */
   place(name: string, size: number): PlacedEntry;
   addStream(name: string, size: number, data: Readable, ...through: Transform[]): Promise<number>;
-  rename(offset: number, name: string, size: number): void;
-  headerPatches(): readonly HeaderPatch[];
+  /** Names the entry written at `offset` anew, once its digest is known; only outputs that are files can. */
+  rename?(offset: number, name: string, size: number): Promise<void>;
   finish(): Promise<void>;
   destroy(error?: Error): void;
 }
@@ -51,7 +45,6 @@ export class TarWriter implements TarOutput {
   private readonly done: Promise<void>;
   /** Where the next header goes: every entry ddiff writes has a short ASCII name, so one header block. */
   private offset = 0;
-  private readonly renames: HeaderPatch[] = [];
 
   constructor(output: Writable) {
     this.done = pipeline(this.pack as unknown as Readable, output);
@@ -108,18 +101,6 @@ export class TarWriter implements TarOutput {
         await Promise.race([flow, this.done]);
       },
     };
-  }
-
-  /**
-   * Records that the entry written at `offset` is to be named `name`: for a seekable output,
-   * where the headers are rewritten (`headerPatches`) after the stream is complete.
-   */
-  rename(offset: number, name: string, size: number): void {
-    this.renames.push({ offset, header: encodeFileHeader(name, size) });
-  }
-
-  headerPatches(): readonly HeaderPatch[] {
-    return this.renames;
   }
 
   async finish(): Promise<void> {
