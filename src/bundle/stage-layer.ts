@@ -1,6 +1,6 @@
 import { createFileWriter, writeFailure } from '../util/write-file.js';
 import { join } from 'node:path';
-import { PassThrough, type Duplex, type Readable, type Transform, type Writable } from 'node:stream';
+import { PassThrough, Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Catalog } from '../archive/catalog.js';
 import { MeasuringStream } from '../archive/measure.js';
@@ -9,7 +9,9 @@ import { isContentAddressed } from '../image/blob-names.js';
 import type { Layer } from '../image/layer.js';
 import { compressor as parallelCompressor, DEFAULT_LEVELS as CODEC_LEVELS } from '../util/compress.js';
 import { InflatedSizeCounter } from '../util/compression.js';
-import { hexOf } from '../util/digest.js';
+import { compressFileRange } from '../util/compress-file.js';
+import { type Digest, hexOf } from '../util/digest.js';
+import { sha256OfFileRange } from '../util/hash-worker.js';
 import { DigestingStream } from '../util/digesting-stream.js';
 import type { StagedBlob } from './delta-stage.js';
 
@@ -32,35 +34,50 @@ export async function stageLayer(
   layer: Layer,
   dir: string,
   how: LayerCompression,
-  counter: Transform,
+  counted: (bytes: number) => void,
 ): Promise<StagedBlob> {
   const file = join(dir, `layer-${hexOf(layer.diffId)}`);
   const compress = layer.compression === 'none';
   const expected = compress ? layer.diffId : layer.digest;
-  const input = new DigestingStream({
-    digest: expected,
-    mismatch: (got) =>
-      new DigestMismatchError(
-        catalog.source,
-        `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`,
-      ),
-  });
+  const mismatch = (got: Digest) =>
+    new DigestMismatchError(
+      catalog.source,
+      `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`,
+    );
   const output = new DigestingStream();
-  // Compressed bytes that no name or descriptor vouches for (a .tar.gz in a docker-archive) are
-  // also inflated on the way, so a layer that does not match its diffID is never bundled.
-  const inflating = !compress && !isContentAddressed(layer.path) ? new MeasuringStream(catalog.source) : undefined;
-  const stages: (Readable | Writable | Transform)[] = [catalog.open(layer.path), counter, input];
-  if (inflating) stages.push(inflating);
-  if (compress) stages.push(compressor(how));
-  const counting =
+  const stages: (Readable | Writable | Transform)[] = [];
+  // A layer lying in a file is read in place: compressed piece by piece from reused buffers,
+  // hashed by the hashing thread reading it too; the main thread never streams its bytes.
+  const inPlace = compress && layer.file ? { ...layer.file, length: layer.size } : undefined;
+  let checked: Promise<{ digest: Digest; size: number }> | undefined;
+  let inflating: MeasuringStream | undefined;
+  if (inPlace && how.method !== 'none') {
+    checked = sha256OfFileRange(inPlace.path, inPlace.offset, inPlace.length);
+    checked.catch(() => undefined);
+    stages.push(compressFileRange(inPlace, how.method, how.level, counted));
+  } else {
+    stages.push(catalog.open(layer.path), counting(counted), new DigestingStream({ digest: expected, mismatch }));
+    // Compressed bytes that no name or descriptor vouches for (a .tar.gz in a docker-archive) are
+    // also inflated on the way, so a layer that does not match its diffID is never bundled.
+    if (!compress && !isContentAddressed(layer.path)) {
+      inflating = new MeasuringStream(catalog.source);
+      stages.push(inflating);
+    }
+    if (compress) stages.push(compressor(how));
+  }
+  const inflatedCount =
     !compress && layer.compression === 'zstd' && layer.uncompressedSize === undefined
       ? new InflatedSizeCounter(layer.compression, catalog.source)
       : undefined;
-  if (counting) stages.push(counting);
+  if (inflatedCount) stages.push(inflatedCount);
   const staged = createFileWriter(file);
   stages.push(output, staged);
   try {
     await pipeline(stages as unknown as [Readable, ...Writable[]]);
+    if (checked) {
+      const { digest } = await checked;
+      if (digest !== expected) throw mismatch(digest);
+    }
   } catch (error) {
     throw writeFailure(staged, error);
   }
@@ -75,7 +92,7 @@ export async function stageLayer(
   const mediaType =
     compression === 'gzip' || compression === 'zstd' || compression === 'none' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;
   const blob: StagedBlob = { digest: output.digest(), size: output.size, mediaType, file };
-  const uncompressedSize = compress ? input.size : (layer.uncompressedSize ?? counting?.size());
+  const uncompressedSize = compress ? layer.size : (layer.uncompressedSize ?? inflatedCount?.size());
   if (compression !== 'none' && uncompressedSize !== undefined) blob.uncompressedSize = uncompressedSize;
   return blob;
 }
@@ -88,6 +105,16 @@ export interface LayerCompression {
 export const DEFAULT_LEVELS = { ...CODEC_LEVELS, none: 0 } as const;
 
 /** zstd (the default) and gzip in-process on every core (ParallelCompressor); no system tool. */
+/** Counts the bytes passing (progress). */
+function counting(counted: (bytes: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      counted(chunk.length);
+      callback(null, chunk);
+    },
+  });
+}
+
 function compressor(how: LayerCompression): Duplex {
   if (how.method === 'none') return new PassThrough();
   return parallelCompressor(how.method, how.level);

@@ -1,12 +1,14 @@
 import { createReadStream } from 'node:fs';
-import { createFileWriter } from '../util/write-file.js';
 import { cpus } from 'node:os';
-import { PassThrough, Transform } from 'node:stream';
+import { open, type FileHandle } from 'node:fs/promises';
+import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type { Catalog } from '../archive/catalog.js';
 import { formatPlatform, type Image } from '../image/image.js';
-import { TarWriter } from '../tar/writer.js';
+import { FileTarWriter } from '../tar/file-writer.js';
+import { type TarOutput, TarWriter } from '../tar/writer.js';
+import { allOrStop } from '../util/all-or-stop.js';
 import { type Step, stepOver } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import type { Digest } from '../util/digest.js';
@@ -76,11 +78,11 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
             // a time, as deltas run mostly on the main thread and each holds its own buffers.
             if (stager && layer.compression === 'none') {
               // Progress counts the one read the delta makes, not the whole blob written from it.
-              const whole = () => stageLayer(catalog, layer, staging.path, input.compression, new PassThrough());
+              const whole = () => stageLayer(catalog, layer, staging.path, input.compression, () => undefined);
               const kept = await deltaLimit(() => stager.stage(layer, bundling.countedOf(catalog.open(layer.path), layer), whole));
               if (kept) return kept;
             }
-            return stageLayer(catalog, layer, staging.path, input.compression, bundling.streamOf(layer));
+            return stageLayer(catalog, layer, staging.path, input.compression, bundling.counterOf(layer));
           });
           blob.catch(() => undefined);
           staged.set(layer.diffId, blob);
@@ -110,32 +112,9 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
       blobs,
     };
 
-    const target = output === '-' ? undefined : atomicOutput(output);
-    const sink = target ? createFileWriter(target.tempPath) : process.stdout;
-    // Counted, not hashed: every blob inside is named by its digest, and the bundle itself by nothing.
-    let size = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        size += chunk.length;
-        callback(null, chunk);
-      },
-    });
-    const writer = new TarWriter(counter);
-    const written = pipeline(counter, sink);
-    written.catch(() => undefined); // awaited below; a failing sink (ENOSPC) must not be an unhandled rejection meanwhile
-    try {
-      await writer.addBuffer(METADATA_ENTRY, `${JSON.stringify(metadata, null, 2)}\n`);
-      for (const [id, bytes] of configs) await writer.addBuffer(blobPath(id), bytes);
-      // Staging is keyed by diffID, so each layer blob is here once.
-      for (const blob of layerBlobs) await writer.addStream(blobPath(blob.digest), blob.size, createReadStream(blob.file));
-      await writer.finish();
-      await written;
-      await target?.commit();
-    } catch (error) {
-      writer.destroy();
-      await target?.abort();
-      throw target ? target.named(error) : error;
-    }
+    const size = await (output === '-'
+      ? streamBundle(process.stdout, metadata, configs, layerBlobs)
+      : fileBundle(output, metadata, configs, layerBlobs));
     return { metadata, size };
   } finally {
     // A failed layer rejects early; its siblings must stop writing before the directory goes.
@@ -144,4 +123,79 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     await stager?.close();
     await staging.dispose();
   }
+}
+
+type StagedFile = BundleBlob & { file: string };
+
+/** The bundle's entries: its metadata first, then configs and layer blobs, each named by its digest. */
+type Entries = [metadata: BundleMetadata, configs: Map<Digest, Buffer>, layers: StagedFile[]];
+
+async function writeEntries(
+  writer: TarOutput,
+  metadata: BundleMetadata,
+  configs: Map<Digest, Buffer>,
+  layers: StagedFile[],
+): Promise<void> {
+  await writer.addBuffer(METADATA_ENTRY, `${JSON.stringify(metadata, null, 2)}\n`);
+  for (const [id, bytes] of configs) await writer.addBuffer(blobPath(id), bytes);
+  // Staging is keyed by diffID, so each layer blob is here once.
+  if (!writer.concurrent) for (const blob of layers) await copyInto(writer, blob);
+  else
+    await allOrStop(
+      layers.map((blob) => copyInto(writer, blob)),
+      (error) => writer.destroy(error),
+    );
+  await writer.finish();
+}
+
+/** A staged blob into its entry: in a file, copied on the hashing thread, which must find the digest staged. */
+async function copyInto(writer: TarOutput, blob: StagedFile): Promise<void> {
+  const entry = writer.place(blobPath(blob.digest), blob.size);
+  if (!entry.copyFile) return entry.write(createReadStream(blob.file));
+  const { digest } = await entry.copyFile({ path: blob.file, offset: 0 });
+  if (digest !== blob.digest) throw new Error(`the staged blob ${blob.file} changed while the bundle was written`);
+}
+
+/** Writes the bundle to a file under a temporary name, every layer blob placed at once; returns its size. */
+async function fileBundle(output: string, ...entries: Entries): Promise<number> {
+  const target = atomicOutput(output);
+  let file: FileHandle | undefined;
+  try {
+    file = await open(target.tempPath, 'w');
+    const writer = new FileTarWriter(file, target.tempPath);
+    await writeEntries(writer, ...entries);
+    const { size } = await file.stat();
+    await file.close();
+    file = undefined;
+    await target.commit();
+    return size;
+  } catch (error) {
+    // close() waits for writes in flight: none lands after the file is removed.
+    await file?.close().catch(() => undefined);
+    await target.abort();
+    throw target.named(error);
+  }
+}
+
+/** Streams the bundle (standard output); returns its size. */
+async function streamBundle(sink: Writable, ...entries: Entries): Promise<number> {
+  // Counted, not hashed: every blob inside is named by its digest, and the bundle itself by nothing.
+  let size = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      size += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const written = pipeline(counter, sink);
+  written.catch(() => undefined); // awaited below; a failing sink must not be an unhandled rejection meanwhile
+  const writer = new TarWriter(counter);
+  try {
+    await writeEntries(writer, ...entries);
+    await written;
+  } catch (error) {
+    writer.destroy();
+    throw error;
+  }
+  return size;
 }

@@ -72,6 +72,8 @@ interface Piece {
   engine: Engine;
   release: () => void;
   output: Buffer[];
+  /** Its input buffers, kept only for the `released` hook. */
+  inputs: Buffer[];
   /** Its member or frame is complete. */
   done: boolean;
   onData: (chunk: Buffer) => void;
@@ -101,12 +103,24 @@ export class ParallelCompressor extends Duplex {
   private started = 0;
   /** Called when the reader takes output, or when the last piece has been handed on. */
   private wake: (() => void) | undefined;
+  private readonly released: ((input: Buffer) => void) | undefined;
 
-  constructor(method: CompressMethod, level: number = DEFAULT_LEVELS[method], pieceBytes = PIECE_BYTES[method]) {
+  /**
+   * `released`, when given, gets back each buffer written once its piece is compressed, so the
+   * writer may reuse it (compressFileRange). It is the buffer written when writes are whole
+   * pieces; a write spanning pieces comes back as its parts.
+   */
+  constructor(
+    method: CompressMethod,
+    level: number = DEFAULT_LEVELS[method],
+    pieceBytes = PIECE_BYTES[method],
+    released?: (input: Buffer) => void,
+  ) {
     super({ readableHighWaterMark: OUTPUT_CHUNK });
     this.method = method;
     this.level = level;
     this.pieceBytes = pieceBytes;
+    this.released = released;
   }
 
   private waitForWake(): Promise<void> {
@@ -131,6 +145,7 @@ export class ParallelCompressor extends Duplex {
       engine,
       release,
       output: [],
+      inputs: [],
       done: false,
       onData: (chunk) => {
         if (piece === this.pieces[0]) this.push(chunk);
@@ -151,6 +166,7 @@ export class ParallelCompressor extends Duplex {
       // flowing mode read() emits it as 'data'), so none is left behind when the piece goes on.
       while (piece.engine.readableLength > 0 && piece.engine.read() !== null);
       piece.done = true;
+      for (const input of piece.inputs.splice(0)) this.released?.(input);
       this.handOn();
     };
     if (this.method === 'zstd') piece.engine.flush(constants.ZSTD_e_end, finish);
@@ -184,7 +200,9 @@ export class ParallelCompressor extends Duplex {
         const take = Math.min(this.pieceBytes - this.filled, data.length - offset);
         // Past the compressor's own buffer limit on purpose: a piece must take all its input
         // for the next one to start on another core. PIECE_BYTES bounds what it holds.
-        this.filling.engine.write(take === data.length ? data : data.subarray(offset, offset + take));
+        const input = take === data.length ? data : data.subarray(offset, offset + take);
+        this.filling.engine.write(input);
+        if (this.released) this.filling.inputs.push(input);
         offset += take;
         this.filled += take;
         if (this.filled === this.pieceBytes) {

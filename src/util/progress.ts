@@ -17,7 +17,7 @@ export interface Step {
   stream(index: number): Transform;
   /** `source` with its bytes counted as item `index` (its errors carried on). */
   counted(source: Readable, index: number): Readable;
-  /** Item `index` was read without a stream: its `bytes` count at once. */
+  /** `bytes` of item `index` were read without a stream (all at once, or piece by piece). */
   done(index: number, bytes: number): void;
   /** Ends the line (call once, also after a failure). */
   finish(): void;
@@ -75,7 +75,12 @@ export function stepOver<T extends { size: number }>(
   name: string,
   items: T[],
   key: (item: T) => string,
-): Step & { streamOf(item: T): Transform; countedOf(source: Readable, item: T): Readable; doneWith(item: T): void } {
+): Step & {
+  streamOf(item: T): Transform;
+  countedOf(source: Readable, item: T): Readable;
+  counterOf(item: T): (bytes: number) => void;
+  doneWith(item: T): void;
+} {
   const unique = [...new Map(items.map((item) => [key(item), item] as const)).values()];
   const index = new Map(unique.map((item, i) => [key(item), i]));
   const step = startStep(
@@ -87,6 +92,7 @@ export function stepOver<T extends { size: number }>(
     ...step,
     streamOf: (item) => step.stream(at(item)),
     countedOf: (source, item) => step.counted(source, at(item)),
+    counterOf: (item) => (bytes) => step.done(at(item), bytes),
     doneWith: (item) => step.done(at(item), item.size),
   };
 }

@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { constants, createZstdDecompress, zstdCompressSync } from 'node:zlib';
 import { ParallelCompressor, PIECE_BYTES, type CompressMethod } from '../../src/util/compress.js';
+import { compressFileRange } from '../../src/util/compress-file.js';
 import { decompressor, detectCompression } from '../../src/util/compression.js';
 import { ZstdFrameScanner } from '../../src/util/zstd-decompress.js';
 import { fixturesDir, repoRoot, runCli } from '../helpers/cli.js';
@@ -292,4 +293,66 @@ describe('memory', () => {
       t.diagnostic(`${gib} GiB -> ${(out / MB).toFixed(0)} MiB, peak RSS ${(maxRss / MB).toFixed(0)} MB`);
     });
   }
+});
+
+// Last: these hold tens of MB at once, which the peak-RSS tests above must not see.
+describe('compressing a file range in place (compressFileRange)', () => {
+  const ranged = async (data: Buffer, before: number, after: number) => {
+    const dir = await mkdtemp(join(tmpdir(), 'ddiff-range-'));
+    const path = join(dir, 'archive');
+    await writeFile(path, Buffer.concat([randomBytes(before), data, randomBytes(after)]));
+    return { dir, path };
+  };
+  const fromRange = (file: { path: string; offset: number; length: number }, method: CompressMethod) =>
+    collect(compressFileRange(file, method));
+
+  for (const method of ['zstd', 'gzip'] as const) {
+    test(`${method}: the range's bytes, the same pieces as from a stream; an empty range; progress counts every byte`, async () => {
+      const data = sample(2 * PIECE_BYTES[method] + 12345);
+      const { dir, path } = await ranged(data, 777, 1000);
+      try {
+        let counted = 0;
+        const packed = await collect(
+          compressFileRange({ path, offset: 777, length: data.length }, method, undefined, (n) => (counted += n)),
+        );
+        assert.ok((await inflate(method, packed)).equals(data));
+        assert.ok(packed.equals(await compress(method, data)), 'byte for byte what the stream compressor makes');
+        assert.equal(counted, data.length);
+        const empty = await fromRange({ path, offset: 5, length: 0 }, method);
+        assert.equal(detectCompression(empty), method);
+        assert.equal((await inflate(method, empty)).length, 0);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  test("a file that ends inside the range gives the bytes it has (the caller's digest then fails)", async () => {
+    const data = sample(PIECE_BYTES.zstd + 5000);
+    const { dir, path } = await ranged(data, 100, 0);
+    try {
+      const packed = await fromRange({ path, offset: 100, length: data.length + 3 * MB }, 'zstd');
+      assert.ok((await inflate('zstd', packed)).equals(data));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('ranges compressed at once share the piece buffers; one stopped early gives its buffers back', async () => {
+    const data = sample(3 * PIECE_BYTES.zstd + 1);
+    const { dir, path } = await ranged(data, 0, 0);
+    try {
+      const file = { path, offset: 0, length: data.length };
+      const stopped = compressFileRange(file, 'zstd');
+      const failing = new Writable({ write: (_chunk, _encoding, callback) => callback(new Error('disk full')) });
+      const others = [1, 2, 3].map(() => fromRange(file, 'zstd'));
+      await assert.rejects(pipeline(stopped, failing), /disk full/);
+      for (const packed of await Promise.all(others)) assert.ok((await inflate('zstd', packed)).equals(data));
+      // The pool is the process's: buffers the stopped one held and never gave back would hang this.
+      const again = await Promise.all([fromRange(file, 'zstd'), fromRange(file, 'zstd')]);
+      for (const packed of again) assert.ok((await inflate('zstd', packed)).equals(data));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
