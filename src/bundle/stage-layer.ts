@@ -1,4 +1,5 @@
 import { createFileWriter, writeFailure } from '../util/write-file.js';
+import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { PassThrough, Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -11,7 +12,6 @@ import { compressor as parallelCompressor, DEFAULT_LEVELS as CODEC_LEVELS } from
 import { InflatedSizeCounter } from '../util/compression.js';
 import { compressFileRange } from '../util/compress-file.js';
 import { type Digest, hexOf } from '../util/digest.js';
-import { sha256OfFileRange } from '../util/hash-worker.js';
 import { DigestingStream } from '../util/digesting-stream.js';
 import type { StagedBlob } from './delta-stage.js';
 
@@ -47,14 +47,13 @@ export async function stageLayer(
   const output = new DigestingStream();
   const stages: (Readable | Writable | Transform)[] = [];
   // A layer lying in a file is read in place: compressed piece by piece from reused buffers,
-  // hashed by the hashing thread reading it too; the main thread never streams its bytes.
+  // each piece hashed as it is read; no stream of fresh Buffers.
   const inPlace = compress && layer.file ? { ...layer.file, length: layer.size } : undefined;
-  let checked: Promise<{ digest: Digest; size: number }> | undefined;
+  let checked: Hash | undefined;
   let inflating: MeasuringStream | undefined;
   if (inPlace && how.method !== 'none') {
-    checked = sha256OfFileRange(inPlace.path, inPlace.offset, inPlace.length);
-    checked.catch(() => undefined);
-    stages.push(compressFileRange(inPlace, how.method, how.level, counted));
+    checked = createHash('sha256');
+    stages.push(compressFileRange(inPlace, how.method, how.level, counted, checked));
   } else {
     stages.push(catalog.open(layer.path), counting(counted), new DigestingStream({ digest: expected, mismatch }));
     // Compressed bytes that no name or descriptor vouches for (a .tar.gz in a docker-archive) are
@@ -74,10 +73,8 @@ export async function stageLayer(
   stages.push(output, staged);
   try {
     await pipeline(stages as unknown as [Readable, ...Writable[]]);
-    if (checked) {
-      const { digest } = await checked;
-      if (digest !== expected) throw mismatch(digest);
-    }
+    const got: Digest | undefined = checked && `sha256:${checked.digest('hex')}`;
+    if (got !== undefined && got !== expected) throw mismatch(got);
   } catch (error) {
     throw writeFailure(staged, error);
   }
