@@ -101,7 +101,6 @@ export interface LayerCompression {
 
 export const DEFAULT_LEVELS = { ...CODEC_LEVELS, none: 0 } as const;
 
-/** zstd (the default) and gzip in-process on every core (ParallelCompressor); no system tool. */
 /** Counts the bytes passing (progress). */
 function counting(counted: (bytes: number) => void): Transform {
   return new Transform({
@@ -112,6 +111,7 @@ function counting(counted: (bytes: number) => void): Transform {
   });
 }
 
+/** zstd (the default) and gzip in-process on every core (ParallelCompressor); no system tool. */
 function compressor(how: LayerCompression): Duplex {
   if (how.method === 'none') return new PassThrough();
   return parallelCompressor(how.method, how.level);
