@@ -1,7 +1,7 @@
 import { createFileWriter, writeFailure } from '../util/write-file.js';
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
-import { PassThrough, Transform, type Duplex, type Readable, type Writable } from 'node:stream';
+import { PassThrough, type Duplex, type Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Catalog } from '../archive/catalog.js';
 import { MeasuringStream } from '../archive/measure.js';
@@ -11,6 +11,7 @@ import type { Layer } from '../image/layer.js';
 import { compressor as parallelCompressor, DEFAULT_LEVELS as CODEC_LEVELS } from '../util/compress.js';
 import { InflatedSizeCounter } from '../util/compression.js';
 import { compressFileRange } from '../util/compress-file.js';
+import { countingStream } from '../util/counting-stream.js';
 import { type Digest, hexOf } from '../util/digest.js';
 import { DigestingStream } from '../util/digesting-stream.js';
 import type { StagedBlob } from './delta-stage.js';
@@ -55,7 +56,7 @@ export async function stageLayer(
     checked = createHash('sha256');
     stages.push(compressFileRange(inPlace, how.method, how.level, counted, checked));
   } else {
-    stages.push(catalog.open(layer.path), counting(counted), new DigestingStream({ digest: expected, mismatch }));
+    stages.push(catalog.open(layer.path), countingStream(counted), new DigestingStream({ digest: expected, mismatch }));
     // Compressed bytes that no name or descriptor vouches for (a .tar.gz in a docker-archive) are
     // also inflated on the way, so a layer that does not match its diffID is never bundled.
     if (!compress && !isContentAddressed(layer.path)) {
@@ -100,16 +101,6 @@ export interface LayerCompression {
 }
 
 export const DEFAULT_LEVELS = { ...CODEC_LEVELS, none: 0 } as const;
-
-/** Counts the bytes passing (progress). */
-function counting(counted: (bytes: number) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      counted(chunk.length);
-      callback(null, chunk);
-    },
-  });
-}
 
 /** zstd (the default) and gzip in-process on every core (ParallelCompressor); no system tool. */
 function compressor(how: LayerCompression): Duplex {

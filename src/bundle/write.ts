@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { cpus } from 'node:os';
 import { open, type FileHandle } from 'node:fs/promises';
-import { Transform, type Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type { Catalog } from '../archive/catalog.js';
@@ -9,6 +9,7 @@ import { formatPlatform, type Image } from '../image/image.js';
 import { FileTarWriter } from '../tar/file-writer.js';
 import { type TarOutput, TarWriter } from '../tar/writer.js';
 import { allOrStop } from '../util/all-or-stop.js';
+import { countingStream } from '../util/counting-stream.js';
 import { type Step, stepOver } from '../util/progress.js';
 import { atomicOutput, tempDir } from '../util/cleanup.js';
 import type { Digest } from '../util/digest.js';
@@ -181,12 +182,7 @@ async function fileBundle(output: string, ...entries: Entries): Promise<number> 
 async function streamBundle(sink: Writable, ...entries: Entries): Promise<number> {
   // Counted, not hashed: every blob inside is named by its digest, and the bundle itself by nothing.
   let size = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      size += chunk.length;
-      callback(null, chunk);
-    },
-  });
+  const counter = countingStream((bytes) => (size += bytes));
   const written = pipeline(counter, sink);
   written.catch(() => undefined); // awaited below; a failing sink must not be an unhandled rejection meanwhile
   const writer = new TarWriter(counter);

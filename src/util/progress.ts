@@ -1,4 +1,5 @@
-import { pipeline, type Readable, Transform } from 'node:stream';
+import { pipeline, type Readable, type Transform } from 'node:stream';
+import { countingStream } from './counting-stream.js';
 import { humanSize } from './format.js';
 
 /**
@@ -48,12 +49,9 @@ export function startStep(name: string, sizes: number[]): Step {
   return {
     stream(index) {
       begin(index);
-      return new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
-          bytes += chunk.length;
-          draw(false);
-          callback(null, chunk);
-        },
+      return countingStream((n) => {
+        bytes += n;
+        draw(false);
       });
     },
     counted(source, index) {
