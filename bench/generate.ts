@@ -119,7 +119,7 @@ export async function writeDockerArchive(file: string, tag: string, layers: Gene
     const path = `${layer.diffId.slice(7)}/layer.tar`;
     paths.push(path);
     if (onlyFilesOf && !onlyFilesOf.has(layer.diffId)) continue;
-    await writer.addStream(path, layer.size, createReadStream(layer.file, { highWaterMark: CHUNK }));
+    await writer.place(path, layer.size).write(createReadStream(layer.file, { highWaterMark: CHUNK }));
   }
   await writer.addBuffer(`${configHex}.json`, config);
   await writer.addBuffer('manifest.json', JSON.stringify([{ Config: `${configHex}.json`, RepoTags: [tag], Layers: paths }]));

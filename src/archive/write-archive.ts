@@ -81,7 +81,8 @@ export class ImageArchiveWriter {
     const promised = digestFromName(name);
     const entry = promised && !this.written.has(blobPath(promised)) ? blobPath(promised) : `base/${this.streamedCount++}.tar`;
     const measuring = new MeasuringStream(source, { wantDiffId: true });
-    const offset = await this.tar.addStream(entry, size, body, measuring);
+    const { offset, write } = this.tar.place(entry, size);
+    await write(body, measuring);
     const facts = measuring.facts();
     if (promised && facts.digest !== promised) throw corrupt(source, `entry '${name}'`, `its bytes hash to ${facts.digest}`);
     const placed: Placed = { entry, digest: facts.digest, size, compression: facts.compression };

@@ -68,12 +68,6 @@ export class FileTarWriter implements TarOutput {
     }
   }
 
-  async addStream(name: string, size: number, data: Readable, ...through: Transform[]): Promise<number> {
-    const entry = this.place(name, size);
-    await entry.write(data, ...through);
-    return entry.offset;
-  }
-
   private async copy(header: Buffer, size: number, offset: number, data: Readable, through: Transform[]): Promise<void> {
     if (this.failure) {
       data.destroy();

@@ -28,7 +28,6 @@ export interface TarOutput {
   addBuffer(name: string, data: Buffer | string): Promise<void>;
   /** Takes the entry's place now; for a stream, its bytes must be written before the next entry is placed. */
   place(name: string, size: number): PlacedEntry;
-  addStream(name: string, size: number, data: Readable, ...through: Transform[]): Promise<number>;
   /** Names the entry written at `offset` anew, once its digest is known; only outputs that are files can. */
   rename?(offset: number, name: string, size: number): Promise<void>;
   finish(): Promise<void>;
@@ -80,16 +79,6 @@ export class TarWriter implements TarOutput {
     return new Promise((resolve, reject) => {
       this.pack.entry(this.header(name, buf.length), buf, (error) => (error ? reject(error) : resolve()));
     });
-  }
-
-  /**
-   * Streams `size` bytes from `data` (through `through`, in order) into an entry; fails if the
-   * stream's length differs. Resolves with the entry's offset (for `rename`).
-   */
-  async addStream(name: string, size: number, data: Readable, ...through: Transform[]): Promise<number> {
-    const entry = this.place(name, size);
-    await entry.write(data, ...through);
-    return entry.offset;
   }
 
   place(name: string, size: number): PlacedEntry {
