@@ -37,6 +37,11 @@ export interface Row {
   note?: string;
   /** The acceptance line of issue 10 this row is judged against (for the summary). */
   accept?: string;
+  /**
+   * The acceptance line this row bounds: the same job done by the fastest standard tools, as
+   * a ratio against the same floor. A bound that misses means no tool meets the line here.
+   */
+  bounds?: string;
 }
 
 export const rows: Row[] = [];
