@@ -62,8 +62,10 @@ export class ImageArchiveWriter {
   private readonly checks: Promise<void>[] = [];
   /** Layer copies under way, for an output that takes several at once. */
   private readonly copies: Promise<void>[] = [];
-  /** Two at once: on two cores, one copy waits on the disk while the other (a rebuild) computes. */
+  /** Two streams at once: on two cores, one waits on the disk while the other (a rebuild) computes. */
   private readonly atOnce = pLimit(2);
+  /** File copies (on the hashing thread) queue apart: a layer to inflate need not wait for the base's. */
+  private readonly copiesAtOnce = pLimit(2);
 
   constructor(
     output: Writable | TarOutput,
@@ -183,9 +185,10 @@ export class ImageArchiveWriter {
     this.written.set(placed.entry, placed);
     const entry = this.tar.place(placed.entry, placed.size);
     const step = this.step ?? stepOver('writing', [layer], (l) => l.diffId);
+    const copyFile = layer.file && !inflate ? entry.copyFile : undefined;
     const write = async (): Promise<void> => {
-      if (layer.file && !inflate && entry.copyFile) {
-        const copied = await entry.copyFile(layer.file);
+      if (layer.file && copyFile) {
+        const copied = await copyFile(layer.file);
         if (!layer.checked) checkStoredBytes(layer, copied);
         step.doneWith(layer);
         return;
@@ -198,7 +201,7 @@ export class ImageArchiveWriter {
     if (!this.tar.concurrent) await write();
     else {
       // Its place is taken: the entries after it are placed while its bytes are written.
-      const copied = this.atOnce(write);
+      const copied = (copyFile ? this.copiesAtOnce : this.atOnce)(write);
       copied.catch(() => undefined);
       this.copies.push(copied);
     }
