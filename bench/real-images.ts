@@ -151,7 +151,7 @@ export function layerBlobs(stdout: string): string[] {
  * archive to assemble, no bundle to verify.
  */
 export function loadBound(bundle: string, blobs: string[], baseTar: string, dir: string): string {
-  const hashTo = (file: string) => `tee >(sha256sum >/dev/null) > ${q(join(dir, file))}`;
+  const hashTo = (file: string) => `tee >(openssl dgst -sha256 >/dev/null) > ${q(join(dir, file))}`;
   const inflate = `tar -xOf ${q(bundle)} ${blobs.map(q).join(' ')} | zstd -d -q -c | ${hashTo('bound-layers')}`;
   return `(${inflate}) & ${hashTo('bound-base')} < ${q(baseTar)}; wait`;
 }
@@ -194,7 +194,7 @@ async function realPair(p: RealPair, baseTar: string, targetTar: string, scratch
   const newOnlyTar = join(dir, 'new-only.tar');
   const files = newPaths.map((l) => q(join(newOnly, l))).join(' ');
   const newMembers = newPaths.map(q).join(' ');
-  const hashAndCompress = `tee >(sha256sum >/dev/null) | zstd -3 -T0 -q -f -o ${q(join(dir, 'bound.zst'))}`;
+  const hashAndCompress = `tee >(openssl dgst -sha256 >/dev/null) | zstd -3 -T0 -q -f -o ${q(join(dir, 'bound.zst'))}`;
   let newBytes = 0;
   for (const l of newPaths) newBytes += (await stat(join(newOnly, l))).size;
   const targetBytes = (await stat(targetTar)).size;
@@ -237,7 +237,7 @@ async function realPair(p: RealPair, baseTar: string, targetTar: string, scratch
     const tools = await median(() => shell(`tar -xOf ${q(targetTar)} ${newMembers} | ${hashAndCompress}`));
     record({
       size: label,
-      step: 'bound: tar -xO new layers | tee >(sha256sum) | zstd -3 -T0 -o file',
+      step: 'bound: tar -xO new layers | tee >(openssl sha256) | zstd -3 -T0 -o file',
       m: tools,
       baseline: 'zstd -3 -T0 of new layers',
       baselineWall: zstd.wall,
@@ -283,7 +283,7 @@ async function realPair(p: RealPair, baseTar: string, targetTar: string, scratch
     const tools = await median(() => shell(`docker save ${q(p.target)} | tar -xO ${newMembers} | ${hashAndCompress}`));
     record({
       size: label,
-      step: 'bound: docker save | tar -xO new layers | tee >(sha256sum) | zstd -3 -T0',
+      step: 'bound: docker save | tar -xO new layers | tee >(openssl sha256) | zstd -3 -T0',
       m: tools,
       baseline: 'docker save >/dev/null + zstd -3 -T0',
       baselineWall: floor,

@@ -240,7 +240,7 @@ function acceptance(): string {
     const cells = pairs.map((pair) => {
       const r = real.find((x) => x.accept === accept && x.size === pair);
       const b = rows.find((x) => x.bounds === accept && x.size === pair && !x.note);
-      const bound = b ? ` (tools' bound ${b.ratio?.toFixed(2) ?? '-'}${verdict(b) === 'miss' ? ': unreachable' : ''})` : '';
+      const bound = b ? ` (tools' bound ${b.ratio?.toFixed(2) ?? '-'}${verdict(b) === 'miss' ? ', the tools miss too' : ''})` : '';
       return r ? `${r.ratio?.toFixed(2) ?? '-'} ${verdict(r)}${bound}` : '-';
     });
     lines.push(`| ${accept} | ${cells.join(' | ')} |`);
@@ -328,8 +328,9 @@ async function main(): Promise<void> {
               `Each ddiff step and its floor alternate, median of ${process.env.DDIFF_BENCH_REPEAT ?? 3} runs each; ` +
               `peak RSS and CPU are the ddiff node process's own; read/written MB also count the ` +
               `engine CLIs it ran (reaped children add to /proc/self/io). ` +
-              `A tools' bound is the same job done by the fastest standard tools (the \`bound:\` rows name them), ` +
-              `as a ratio against the same floor: one that misses the line means nothing meets that line on this machine.\n\n${acceptance()}\n\n${table(isReal)}\n`,
+              `A tools' bound is the same job (what ddiff must read, check and write) done by standard tools ` +
+              `(the \`bound:\` rows name them), as a ratio against the same floor: where it misses too, the line asks ` +
+              `for less than the job takes on this machine.\n\n${acceptance()}\n\n${table(isReal)}\n`,
           );
       }
     }
