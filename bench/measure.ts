@@ -38,8 +38,9 @@ export interface Row {
   /** The acceptance line of issue 10 this row is judged against (for the summary). */
   accept?: string;
   /**
-   * The acceptance line this row bounds: the same job done by the fastest standard tools, as
-   * a ratio against the same floor. A bound that misses means no tool meets the line here.
+   * The acceptance line this row bounds: the same job (what ddiff must read, check and write)
+   * done by standard tools, as a ratio against the same floor. One that misses too says the line
+   * asks for less than the job takes on this machine.
    */
   bounds?: string;
 }

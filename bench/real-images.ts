@@ -13,7 +13,10 @@
  *   load → Podman (fast path, full) vs podman load of the full target archive
  *   load -o (base archive)        vs cp of the full target archive
  * and the bundle's size against gzip -6 of the new layers' tar bytes. Before each load (floor or
- * ddiff) the target is removed from the engine; the base stays.
+ * ddiff) the target is removed from the engine; the base stays. Beside the floors, tools' bounds:
+ * the same job as ddiff's (reading, checking every layer's digest, writing) done by tar, zstd,
+ * tee, openssl and the engines' own save and load; where a bound misses too, the line asks for
+ * less than the job takes.
  *
  * The images stay in Docker afterwards (the target as loaded by the last step, with its image ID
  * checked); docker-save archives of all four are kept in WORKDIR/archives/ for other uses.
@@ -145,8 +148,8 @@ export function layerBlobs(stdout: string): string[] {
 }
 
 /**
- * load -o's bound: what any tool that checks what it writes must do at least, on both cores at
- * once: inflate the bundle's new layers into a file, copy the base archive, and hash both (the
+ * load -o's bound: the least a tool that checks what it writes does, on both cores at once:
+ * inflate the bundle's new layers into a file, copy the base archive, and hash both (the
  * diffIDs; skopeo and docker load check every layer's digest as they copy it). Nothing else: no
  * archive to assemble, no bundle to verify.
  */

@@ -110,7 +110,7 @@ async function scenario(dir: string, sizeMb: number, deltaMb: number, engineMax:
     target: '≤ 0.96',
   });
 
-  // load -o of the default (zstd) bundle, and the bound: what any tool must do at least.
+  // load -o of the default (zstd) bundle, and the tools' bound (the same job by zstd, tee, openssl).
   // Each run starts with its outputs removed and no dirty pages pending: at 2 GB, the writeback
   // of the files generated or written just before otherwise lands in whichever step comes next.
   const out = join(dir, 'rebuilt.tar');
