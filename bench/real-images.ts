@@ -159,8 +159,16 @@ export function loadBound(bundle: string, blobs: string[], baseTar: string, dir:
   return `(${inflate}) & ${hashTo('bound-base')} < ${q(baseTar)}; wait`;
 }
 
-export async function removeBound(dir: string): Promise<void> {
-  for (const file of ['bound-layers', 'bound-base']) await rm(join(dir, file), { force: true });
+/**
+ * What runs before each `load -o` run (ddiff's, cp's or the bound's): its outputs and the
+ * bound's removed, and no dirty pages pending, so that the writeback of what was written just
+ * before (at 2 GB, the generated archives) does not land in whichever step comes next.
+ */
+export function freshLoadOutputs(dir: string, ...outputs: string[]): () => Promise<void> {
+  return async () => {
+    for (const file of [...outputs, join(dir, 'bound-layers'), join(dir, 'bound-base')]) await rm(file, { force: true });
+    await shell('sync');
+  };
 }
 
 const mediaCompression = (stdout: string): string => {
@@ -374,12 +382,7 @@ async function realPair(p: RealPair, baseTar: string, targetTar: string, scratch
   // load -o from the base archive vs cp of the full target archive.
   const out = join(dir, 'rebuilt.tar');
   const copy = join(dir, 'copy.tar');
-  // Outputs removed and no dirty pages pending before each run (see the generated pairs).
-  const fresh = () =>
-    rm(out, { force: true })
-      .then(() => rm(copy, { force: true }))
-      .then(() => removeBound(dir))
-      .then(() => shell('sync'));
+  const fresh = freshLoadOutputs(dir, out, copy);
   await attempt(label, 'load -o (base archive)', '≤ 2', async () => {
     const [cp, lo] = await interleaved(
       () => shell(`cp ${q(targetTar)} ${q(copy)}`),

@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { baseSpecs, deltaSpecs, generateLayer, writeDockerArchive, type GeneratedLayer } from './generate.js';
 import { ddiff, dockerAnswers, interleaved, median, MB, type Row, record, rows, shell, table, verdict } from './measure.js';
 import { deltaPairsBench } from './delta-pairs.js';
-import { layerBlobs, loadBound, REAL_PAIRS, realImagesBench, removeBound } from './real-images.js';
+import { freshLoadOutputs, layerBlobs, loadBound, REAL_PAIRS, realImagesBench } from './real-images.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository (this file runs as dist/bench/run.js). */
@@ -111,14 +111,8 @@ async function scenario(dir: string, sizeMb: number, deltaMb: number, engineMax:
   });
 
   // load -o of the default (zstd) bundle, and the tools' bound (the same job by zstd, tee, openssl).
-  // Each run starts with its outputs removed and no dirty pages pending: at 2 GB, the writeback
-  // of the files generated or written just before otherwise lands in whichever step comes next.
   const out = join(dir, 'rebuilt.tar');
-  const fresh = () =>
-    rm(out, { force: true })
-      .then(() => rm(join(dir, 'copy.tar'), { force: true }))
-      .then(() => removeBound(dir))
-      .then(() => shell('sync'));
+  const fresh = freshLoadOutputs(dir, out, join(dir, 'copy.tar'));
   const [cp, loadOut] = await interleaved(
     () => shell(`cp ${join(dir, 'target.tar')} ${join(dir, 'copy.tar')}`),
     () => ddiff(['load', zstdBundle, '--base', join(dir, 'base.tar'), '-o', out]),
