@@ -159,6 +159,42 @@ export function loadBound(bundle: string, blobs: string[], baseTar: string, dir:
   return `(${inflate}) & ${hashTo('bound-base')} < ${q(baseTar)}; wait`;
 }
 
+/** load -o's bound as a row, against the same `cp` as ddiff's row. */
+export function recordLoadBound(label: string, tools: Measure, cp: Measure, judged: { target?: string; bounds?: string }): void {
+  const step = 'bound: zstd -d the new layers and copy the base archive, hashing both';
+  record({
+    size: label,
+    step,
+    m: tools,
+    baseline: 'cp of the target archive',
+    baselineWall: cp.wall,
+    ratio: tools.wall / cp.wall,
+    ...judged,
+  });
+}
+
+/**
+ * A full rebuild's bound: the base's layers can only come out of the engine (`save`), and its
+ * `load` takes in its whole input before it applies a layer (Podman copies a piped archive to a
+ * file first), so the two cannot overlap.
+ */
+async function recordSaveThenLoad(label: string, engine: 'docker' | 'podman', base: string, floor: Measure, accept: string) {
+  const format = engine === 'podman' ? ' --format docker-archive' : '';
+  const saveBase = await median(() => shell(`${engine} save${format} ${q(base)} > /dev/null`));
+  record({ size: label, step: `floor: ${engine} save of the base >/dev/null`, m: saveBase });
+  const wall = saveBase.wall + floor.wall;
+  record({
+    size: label,
+    step: `bound: ${engine} save of the base, then ${engine} load of the full target`,
+    m: { wall },
+    baseline: `${engine} load of the full target`,
+    baselineWall: floor.wall,
+    ratio: wall / floor.wall,
+    target: '≤ 1.2',
+    bounds: accept,
+  });
+}
+
 /**
  * What runs before each `load -o` run (ddiff's, cp's or the bound's): its outputs and the
  * bound's removed, and no dirty pages pending, so that the writeback of what was written just
@@ -356,20 +392,7 @@ async function realPair(p: RealPair, baseTar: string, targetTar: string, scratch
         target: '≤ 1.2',
         accept: 'full rebuild → docker ≤ 1.2× docker load',
       });
-      // Bound: the base's layers can only come out of the engine (docker save), and docker load
-      // unpacks its whole input before it applies a layer, so the two cannot overlap.
-      const saveBase = await median(() => shell(`docker save ${q(p.base)} > /dev/null`));
-      record({ size: label, step: 'floor: docker save of the base >/dev/null', m: saveBase });
-      record({
-        size: label,
-        step: 'bound: docker save of the base, then docker load of the full target',
-        m: { wall: saveBase.wall + floor.wall },
-        baseline: 'docker load of the full target',
-        baselineWall: floor.wall,
-        ratio: (saveBase.wall + floor.wall) / floor.wall,
-        target: '≤ 1.2',
-        bounds: 'full rebuild → docker ≤ 1.2× docker load',
-      });
+      await recordSaveThenLoad(label, 'docker', p.base, floor, 'full rebuild → docker ≤ 1.2× docker load');
     });
   } finally {
     // Leave the target in Docker as it was (a failed step may have removed it).
@@ -403,16 +426,7 @@ async function realPair(p: RealPair, baseTar: string, targetTar: string, scratch
       accept: 'load -o ≤ 2× cp (at 2 GB)',
     });
     const tools = await median(() => shell(loadBound(bundleA, newBlobs, baseTar, dir)), fresh);
-    record({
-      size: label,
-      step: 'bound: zstd -d the new layers and copy the base archive, hashing both',
-      m: tools,
-      baseline: 'cp of the target archive',
-      baselineWall: cp.wall,
-      ratio: tools.wall / cp.wall,
-      target: '≤ 2 (at 2 GB)',
-      bounds: 'load -o ≤ 2× cp (at 2 GB)',
-    });
+    recordLoadBound(label, tools, cp, { target: '≤ 2 (at 2 GB)', bounds: 'load -o ≤ 2× cp (at 2 GB)' });
   });
   await rm(dir, { recursive: true, force: true });
 }
@@ -465,20 +479,7 @@ async function podmanSteps(
           target: '≤ 1.2',
           accept: variant.accept,
         });
-        if (variant.mode !== 'full') return;
-        // Bound: as for Docker; podman load copies a piped archive to a file before reading it.
-        const saveBase = await median(() => shell(`podman save --format docker-archive ${q(p.base)} > /dev/null`));
-        record({ size: label, step: 'floor: podman save of the base >/dev/null', m: saveBase });
-        record({
-          size: label,
-          step: 'bound: podman save of the base, then podman load of the full target',
-          m: { wall: saveBase.wall + floor.wall },
-          baseline: 'podman load of the full target',
-          baselineWall: floor.wall,
-          ratio: (saveBase.wall + floor.wall) / floor.wall,
-          target: '≤ 1.2',
-          bounds: variant.accept,
-        });
+        if (variant.mode === 'full') await recordSaveThenLoad(label, 'podman', p.base, floor, variant.accept);
       });
     }
   } finally {
