@@ -87,10 +87,11 @@ export function compressFileRange(
           pool.give(buffer);
           break;
         }
+        const piece = got === buffer.length ? buffer : buffer.subarray(0, got);
         // Hashed here, between reads: the bytes are in hand, and a second reader costs a copy more.
-        hash?.update(got === buffer.length ? buffer : buffer.subarray(0, got));
+        hash?.update(piece);
         lent.set(buffer.buffer, buffer);
-        compressor.write(got === buffer.length ? buffer : buffer.subarray(0, got));
+        compressor.write(piece);
         done += got;
         counted(got);
       }
