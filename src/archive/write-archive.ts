@@ -193,7 +193,9 @@ export class ImageArchiveWriter {
         step.doneWith(layer);
         return;
       }
-      const copy = inflate ? inflatedBytesChecked(layer, this.options.readerChecksDiffIds === true) : storedBytesChecked(layer);
+      const readerChecks = this.options.readerChecksDiffIds === true;
+      const copy = inflate ? inflatedBytesChecked(layer, readerChecks, step.counterOf(layer)) : storedBytesChecked(layer);
+      if ('pieces' in copy) return entry.writeLent(copy.pieces);
       // A check beside the copy may end after it: the archive is not finished until every one has.
       if (copy.aside) this.checks.push(copy.aside);
       await entry.write(copy.data, ...copy.through, step.streamOf(layer));

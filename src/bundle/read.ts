@@ -74,6 +74,7 @@ export async function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest):
   const entry = bundle.catalog.entry(path);
   const meta = bundle.metadata.blobs.find((b) => b.digest === blob);
   const compression = await bundle.catalog.compressionOf(path);
+  const file = bundle.catalog.location(path);
   return {
     diffId,
     digest: blob,
@@ -84,6 +85,7 @@ export async function bundleLayer(bundle: Bundle, diffId: Digest, blob: Digest):
     source: bundle.path,
     path,
     open: () => bundle.catalog.open(path),
+    ...(file ? { file } : {}),
     ...(bundle.verified ? { checked: true as const } : {}),
   };
 }

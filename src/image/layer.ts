@@ -5,6 +5,8 @@ import { decompressor } from '../util/compression.js';
 import type { Digest } from '../util/digest.js';
 import { DigestingStream } from '../util/digesting-stream.js';
 import { sha256OfFileRange } from '../util/hash-worker.js';
+import { canInflateInPlace, inflateZstdFileRange, type PieceProducer } from '../util/inflate-file.js';
+import { createHash } from 'node:crypto';
 
 /**
  * One layer of an image, wherever its bytes are (an archive file, a layout directory, a spooled
@@ -97,15 +99,33 @@ export function storedBytesChecked(layer: Layer): { data: Readable; through: Tra
 }
 
 /**
- * A layer's uncompressed bytes to copy, checked against its diffID in the stream unless the
- * reader checks them itself (`readerChecks`: Docker, Podman and containerd refuse a layer that
- * does not hash to its diffID; seen on Docker 20.10 and Podman 4.3) and the stored bytes were
- * checked already (a bundle's blobs, verified before a load). Hashing the inflated bytes in
- * ddiff and again in the engine was most of a fast-path load's CPU.
+ * A layer's uncompressed bytes to copy, checked against its diffID unless the reader checks
+ * them itself (`readerChecks`: Docker, Podman and containerd refuse a layer that does not hash
+ * to its diffID; seen on Docker 20.10 and Podman 4.3) and the stored bytes were checked already
+ * (a bundle's blobs, verified before a load). Hashing the inflated bytes in ddiff and again in
+ * the engine was most of a fast-path load's CPU. zstd lying in a file is inflated into reused
+ * buffers and lent piece by piece (`pieces`, util/inflate-file.ts; `counted` hears of each);
+ * anything else streams.
  */
-export function inflatedBytesChecked(layer: Layer, readerChecks: boolean): ReturnType<typeof storedBytesChecked> {
+export function inflatedBytesChecked(
+  layer: Layer,
+  readerChecks: boolean,
+  counted: (bytes: number) => void,
+): ReturnType<typeof storedBytesChecked> | { pieces: PieceProducer } {
+  const check = !(layer.checked && readerChecks);
+  const { file } = layer;
+  if (file && layer.compression === 'zstd' && canInflateInPlace()) {
+    return {
+      pieces: async (sink) => {
+        const hash = check ? createHash('sha256') : undefined;
+        await inflateZstdFileRange({ ...file, length: layer.size }, sink, { source: layer.source, counted, ...(hash ? { hash } : {}) });
+        const got: Digest | undefined = hash && `sha256:${hash.digest('hex')}`;
+        if (got !== undefined && got !== layer.diffId) throw uncompressedBytesMismatch(layer, got);
+      },
+    };
+  }
   const data = openUncompressed(layer);
-  return layer.checked && readerChecks ? { data, through: [] } : { data, through: [verifyingUncompressed(layer)] };
+  return { data, through: check ? [verifyingUncompressed(layer)] : [] };
 }
 
 /** Throws unless the stored bytes, as hashed where they were read, are the layer's. */

@@ -1,9 +1,9 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { copyFileRangeHashed, type RangeDigest } from '../util/hash-worker.js';
 import { BLOCK, encodeFileHeader, paddedSize } from './header.js';
-import type { PlacedEntry, TarOutput } from './writer.js';
+import { type PlacedEntry, padding, streamInto, type TarOutput } from './writer.js';
+import type { PieceProducer } from '../util/inflate-file.js';
 
 /** Bytes gathered into one positional write: as few system calls as createFileWriter makes. */
 const BATCH = 1 << 20;
@@ -48,6 +48,7 @@ export class FileTarWriter implements TarOutput {
     return {
       offset,
       write: (data, ...through) => this.copy(header, size, offset, data, through),
+      writeLent: (produce) => this.writeLent(header, size, offset, produce),
       copyFile: (from) => this.copyFile(header, size, offset, from),
     };
   }
@@ -107,6 +108,23 @@ export class FileTarWriter implements TarOutput {
     }
   }
 
+  /** Each lent piece written at its place as it comes (several in flight), then given back. */
+  private async writeLent(header: Buffer, size: number, offset: number, produce: PieceProducer): Promise<void> {
+    if (this.failure) throw this.failure;
+    const end = offset + BLOCK + size;
+    let position = offset + BLOCK;
+    const head = this.writeAt([header], offset);
+    head.catch(() => undefined);
+    await produce((piece) => {
+      const at = position;
+      position += piece.length;
+      return position > end ? Promise.reject(new Error('Size mismatch')) : this.writeAt([piece], at);
+    });
+    if (position !== end) throw new Error('Size mismatch');
+    await this.writeAt([padding(size)], end);
+    await head;
+  }
+
   /** Writes all of `buffers` at `position` (pwritev may write less than asked). */
   private async writeAt(buffers: Buffer[], position: number): Promise<void> {
     const rest = buffers.filter((b) => b.length > 0);
@@ -134,13 +152,4 @@ export class FileTarWriter implements TarOutput {
     for (const source of this.sources) source.destroy(this.failure);
     for (const job of this.copying) job.drop(this.failure);
   }
-}
-
-/** `data` through `through` into an async consumer (pipeline's variadic form, typed). */
-function streamInto(data: Readable, through: Transform[], consume: (source: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
-  return (pipeline as unknown as (...stages: unknown[]) => Promise<void>)(data, ...through, consume);
-}
-
-function padding(size: number): Buffer {
-  return Buffer.alloc(paddedSize(size) - size);
 }

@@ -1,16 +1,18 @@
-import { pipeline } from 'node:stream/promises';
+import { Socket } from 'node:net';
+import { WriteStream } from 'node:fs';
+import { finished, pipeline } from 'node:stream/promises';
 import type { Readable, Transform, Writable } from 'node:stream';
-import tar from 'tar-stream';
 import type { Digest } from '../util/digest.js';
-import { BLOCK, paddedSize } from './header.js';
+import type { PieceProducer } from '../util/inflate-file.js';
+import { BLOCK, encodeFileHeader, paddedSize } from './header.js';
 
-const EPOCH = new Date(0);
-
-/** An entry whose place in the archive is taken: its bytes follow through `write`. */
+/** An entry whose place in the archive is taken: its bytes follow through `write` or `writeLent`. */
 export interface PlacedEntry {
   readonly offset: number;
   /** Streams exactly the entry's size from `data` (through `through`, in order) into it. */
   write(data: Readable, ...through: Transform[]): Promise<void>;
+  /** Writes exactly the entry's size from pieces lent by `produce`, each given back once written. */
+  writeLent(produce: PieceProducer): Promise<void>;
   /**
    * Copies the entry's bytes from where they lie in a file, off the main thread, and says
    * what they hash to (the caller checks it); only outputs that are files can.
@@ -34,37 +36,59 @@ export interface TarOutput {
   destroy(error?: Error): void;
 }
 
+const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
+
 /**
- * Writes a tar stream entry by entry into `output`, one entry's data streaming at a time.
- * Entries get fixed metadata (root, mode 0644, mtime 0) so equal inputs give equal archives.
+ * Writes a tar stream entry by entry into `output`, one entry's data streaming at a time, with
+ * the headers FileTarWriter writes (root, mode 0644, mtime 0): equal inputs give equal archives.
+ * A lent piece is handed to an output that is done with it when its write's callback runs (a
+ * socket, a pipe, a file); any other output gets a copy, as it may keep the chunk it was given.
  */
 export class TarWriter implements TarOutput {
   readonly concurrent = false;
-  private readonly pack = tar.pack();
-  private readonly done: Promise<void>;
-  /** Where the next header goes: every entry ddiff writes has a short ASCII name, so one header block. */
   private offset = 0;
+  private failure: Error | undefined;
+  private readonly ended: Promise<void>;
+  private readonly lends: boolean;
+  /** Sources being copied and writes waiting for room: stopped when the output fails. */
+  private readonly sources = new Set<Readable>();
+  private readonly waiting = new Set<(error: Error) => void>();
 
-  constructor(output: Writable) {
-    this.done = pipeline(this.pack as unknown as Readable, output);
-    this.done.catch(() => undefined); // surfaced by finish()
+  constructor(private readonly output: Writable) {
+    this.lends = output instanceof Socket || output instanceof WriteStream || output === process.stdout;
+    this.ended = finished(output, { readable: false });
+    this.ended.then(
+      () => this.fail(new Error('the output was closed')),
+      (error: Error) => this.fail(error),
+    );
   }
 
-  private header(name: string, size: number): tar.Header {
-    return {
-      name,
-      size,
-      mode: 0o644,
-      mtime: EPOCH,
-      type: 'file',
-      linkname: '',
-      uid: 0,
-      gid: 0,
-      uname: 'root',
-      gname: 'root',
-      devmajor: 0,
-      devminor: 0,
-    };
+  private fail(error: Error): void {
+    this.failure ??= error;
+    for (const source of this.sources) source.destroy(this.failure);
+    for (const stop of this.waiting) stop(this.failure);
+    this.waiting.clear();
+  }
+
+  /** Writes `chunk`; resolves once the output takes more (for a lent chunk: once it is done with it). */
+  private send(chunk: Buffer, lent = false): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (lent && this.lends) {
+      return new Promise((resolve, reject) => this.output.write(chunk, (error) => (error ? reject(error) : resolve())));
+    }
+    if (this.output.write(lent ? Buffer.from(chunk) : chunk)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const stop = (error: Error) => {
+        this.output.off('drain', go);
+        reject(error);
+      };
+      const go = () => {
+        this.waiting.delete(stop);
+        resolve();
+      };
+      this.waiting.add(stop);
+      this.output.once('drain', go);
+    });
   }
 
   private advance(size: number): number {
@@ -73,31 +97,67 @@ export class TarWriter implements TarOutput {
     return at;
   }
 
-  addBuffer(name: string, data: Buffer | string): Promise<void> {
-    const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    this.advance(buf.length);
-    return new Promise((resolve, reject) => {
-      this.pack.entry(this.header(name, buf.length), buf, (error) => (error ? reject(error) : resolve()));
-    });
+  async addBuffer(name: string, data: Buffer | string): Promise<void> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    this.advance(bytes.length);
+    await this.send(encodeFileHeader(name, bytes.length));
+    await this.send(bytes);
+    await this.send(padding(bytes.length));
   }
 
   place(name: string, size: number): PlacedEntry {
+    const header = encodeFileHeader(name, size);
+    let written = 0;
+    const take = (chunk: Buffer, lent: boolean): Promise<void> => {
+      written += chunk.length;
+      return written > size ? Promise.reject(new Error('Size mismatch')) : this.send(chunk, lent);
+    };
+    const end = async () => {
+      if (written !== size) throw new Error('Size mismatch');
+      await this.send(padding(size));
+    };
     return {
       offset: this.advance(size),
       write: async (data, ...through) => {
-        const sink = this.pack.entry(this.header(name, size)) as unknown as Writable;
-        const flow = pipeline([data, ...through, sink] as unknown as [Readable, Writable]);
-        await Promise.race([flow, this.done]);
+        this.sources.add(data);
+        try {
+          await this.send(header);
+          await streamInto(data, through, async (source) => {
+            for await (const chunk of source) await take(chunk, false);
+          });
+        } catch (error) {
+          data.destroy(); // a failed header leaves it unread
+          throw error;
+        } finally {
+          this.sources.delete(data);
+        }
+        await end();
+      },
+      writeLent: async (produce) => {
+        await this.send(header);
+        await produce((piece) => take(piece, true));
+        await end();
       },
     };
   }
 
   async finish(): Promise<void> {
-    this.pack.finalize();
-    await this.done;
+    await this.send(END_OF_ARCHIVE);
+    this.output.end();
+    await this.ended;
   }
 
   destroy(error?: Error): void {
-    this.pack.destroy(error);
+    this.fail(error ?? new Error('the archive was abandoned'));
+    this.output.destroy(error);
   }
+}
+
+/** `data` through `through` into an async consumer (pipeline's variadic form, typed). */
+export function streamInto(data: Readable, through: Transform[], consume: (source: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
+  return (pipeline as unknown as (...stages: unknown[]) => Promise<void>)(data, ...through, consume);
+}
+
+export function padding(size: number): Buffer {
+  return Buffer.alloc(paddedSize(size) - size);
 }

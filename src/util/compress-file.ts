@@ -2,37 +2,11 @@ import type { Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
+import { BufferPool } from './buffer-pool.js';
 import { type CompressMethod, DEFAULT_LEVELS, PIECE_BYTES, ParallelCompressor } from './compress.js';
 
-/** Piece buffers of one size, shared by every file being compressed: as many as pieces under way at once. */
-class BufferPool {
-  private readonly free: Buffer[] = [];
-  private readonly waiting: ((buffer: Buffer) => void)[] = [];
-  private made = 0;
-
-  constructor(
-    private readonly size: number,
-    private readonly count: number,
-  ) {}
-
-  take(): Promise<Buffer> {
-    const kept = this.free.pop();
-    if (kept) return Promise.resolve(kept);
-    if (this.made < this.count) {
-      this.made++;
-      return Promise.resolve(Buffer.allocUnsafeSlow(this.size));
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  give(buffer: Buffer): void {
-    const waiter = this.waiting.shift();
-    if (waiter) waiter(buffer);
-    else this.free.push(buffer);
-  }
-}
-
 const CORES = Math.max(1, availableParallelism());
+/** Piece buffers shared by every file being compressed: as many as pieces under way at once. */
 const pools: Record<CompressMethod, BufferPool> = {
   gzip: new BufferPool(PIECE_BYTES.gzip, CORES),
   zstd: new BufferPool(PIECE_BYTES.zstd, CORES),
@@ -41,9 +15,7 @@ const pools: Record<CompressMethod, BufferPool> = {
 /**
  * The compressed bytes of `length` bytes of the file at `path` from `offset`, as the
  * ParallelCompressor makes them from a stream, but each piece read with one pread into a buffer
- * used again once the piece is compressed. A stream brings a fresh Buffer every 256 KiB, and on
- * this kind of VM first-touched memory is dear (a page fault costs ~14 µs: filling 1 GiB of fresh
- * memory took 3.7 s, filling it again 0.06 s).
+ * used again once the piece is compressed (util/buffer-pool.ts says why).
  *
  * A file that ends early ends the output early: the caller checks the bytes' digest, which then
  * fails. `counted` hears of each piece as it is read (progress); `hash`, when given, takes in
