@@ -147,7 +147,7 @@ export async function diff(inputs: string[], options: DiffOptions, report: Repor
   }
   if (inputs.length < 2) throw new UsageError('diff needs a base and at least one target (or --have FILE)');
   const [base, ...targets] = inputs as [string, ...string[]];
-  return diffAgainst(await describeBase(base, options), targets, options, report);
+  return diffAgainst(base, targets, options, report);
 }
 
 /** Writes the bundle of `targets` against what `base` has (undefined: `FROM scratch`, nothing). */
@@ -160,15 +160,22 @@ export async function diffAgainst(
   refuseTerminal(options.output, 'the bundle');
   const compression = layerCompression(options);
   const wanted = options.platform ? parsePlatform(options.platform) : undefined;
-  const baseInfo: DescribedBase = base === undefined ? SCRATCH_BASE : typeof base === 'string' ? await describeBase(base, options) : base;
-  const baseName = baseInfo.reference ?? (base === undefined ? 'scratch' : 'the have-list');
   const spool = await tempDir('ddiff-diff-');
   try {
+    // The first target's save (most of a diff by reference) starts beside the base's inspect.
+    const described: DescribedBase | Promise<DescribedBase> =
+      base === undefined ? SCRATCH_BASE : typeof base === 'string' ? describeBase(base, options) : base;
+    const first = openTarget(targets[0]!, spool.path, options);
+    const [baseResult, firstResult] = await Promise.allSettled([described, first]);
+    if (baseResult.status === 'rejected') throw baseResult.reason;
+    if (firstResult.status === 'rejected') throw firstResult.reason;
+    const baseInfo = baseResult.value;
+    const baseName = baseInfo.reference ?? (base === undefined ? 'scratch' : 'the have-list');
     const chosen: { image: Image; catalog: Catalog }[] = [];
     const engines = new Set<string>();
-    for (const target of targets) {
+    for (const [n, target] of targets.entries()) {
       const before = chosen.length;
-      const { catalog, image: named, engine } = await openTarget(target, spool.path, options);
+      const { catalog, image: named, engine } = n === 0 ? firstResult.value : await openTarget(target, spool.path, options);
       if (engine) engines.add(engine);
       const { images } = await readImages(catalog);
       if (images.length === 0) throw catalog.fail('holds no images');
@@ -183,15 +190,8 @@ export async function diffAgainst(
       if (!options.allowEmpty) refuseEmpty(target, baseName, chosen.slice(before), baseInfo.diffIds);
     }
     const output = options.output ?? defaultBundleName(chosen[0]!.image);
-    const deltas =
-      options.delta === false
-        ? undefined
-        : await deltaSources(
-            baseInfo,
-            chosen.map((c) => c.image),
-            spool.path,
-            report.warn,
-          );
+    const images = chosen.map((c) => c.image);
+    const deltas = options.delta === false ? undefined : await deltaSources(baseInfo, images, spool.path, report.warn);
     const result = await writeBundle(output, {
       base: { ...(baseInfo.reference ? { reference: baseInfo.reference } : {}), ids: baseInfo.ids, tags: baseInfo.tags, needed: [] },
       targets: chosen,

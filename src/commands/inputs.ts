@@ -134,8 +134,10 @@ export async function openTarget(
     );
   }
   const engine = engineFor(spec, options);
-  await engine.inspect(spec.ref); // a clear error for a missing image before a slow save
   const file = `${spoolDir}/target-${Date.now()}.tar`;
-  await engine.save([spec.ref], file);
+  // Side by side; for a missing image the inspect's error is the clear one, the save's the engine's own.
+  const [inspected, saved] = await Promise.allSettled([engine.inspect(spec.ref), engine.save([spec.ref], file)]);
+  if (inspected.status === 'rejected') throw inspected.reason;
+  if (saved.status === 'rejected') throw saved.reason;
   return { catalog: await openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${spec.ref}`), engine: engine.name };
 }
