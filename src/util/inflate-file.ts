@@ -94,7 +94,7 @@ export async function inflateZstdFileRange(
           filled = 0;
         }
         // A full piece may leave decoded bytes behind in the decoder: it is asked again.
-        if (!full && rest.length === 0) break;
+        if ((!full && rest.length === 0) || refused) break;
       }
     }
     const problem = refused ? undefined : scanner.endProblem();
