@@ -91,6 +91,15 @@ export class RefusedError extends DdiffError {}
 
 /** A tar header is malformed. */
 export class TarFormatError extends Error {}
+/** An entry was given more or fewer bytes than its header says (`got`: at least that many, when more). */
+export class EntrySizeError extends Error {
+  constructor(
+    readonly expected: number,
+    readonly got: number,
+  ) {
+    super(`${got > expected ? 'at least ' : ''}${got} bytes for an entry of ${expected}`);
+  }
+}
 /** A tar stream or file ends inside an entry or header. */
 export class TarTruncatedError extends Error {}
 /** An entry name or link points outside the archive. */

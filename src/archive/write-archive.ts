@@ -1,7 +1,15 @@
 import type { Readable, Writable } from 'node:stream';
 import { corrupt } from '../errors.js';
 import { blobPath, digestFromName } from '../image/blob-names.js';
-import { checkStoredBytes, inflatedBytesChecked, type Layer, type OmittedLayer, storedBytesChecked } from '../image/layer.js';
+import {
+  asLayerSizeError,
+  checkStoredBytes,
+  inflatedBytesChecked,
+  inflatedSize,
+  type Layer,
+  type OmittedLayer,
+  storedBytesChecked,
+} from '../image/layer.js';
 import pLimit from 'p-limit';
 import { type TarOutput, TarWriter } from '../tar/writer.js';
 import type { Compression } from '../util/compression.js';
@@ -12,12 +20,8 @@ import { MeasuringStream } from './measure.js';
 import { ociHalf, type PlacedBlob } from './oci-half.js';
 
 /** A layer copied into the archive from a stream as it passed (an engine's `save`), before any image named it. */
-export interface StreamedLayer {
+export interface StreamedLayer extends Pick<Layer, 'diffId' | 'digest' | 'size' | 'compression'> {
   readonly streamed: true;
-  readonly diffId: Digest;
-  readonly digest: Digest;
-  readonly size: number;
-  readonly compression: Compression;
 }
 
 export type LayerToWrite = Layer | OmittedLayer | StreamedLayer;
@@ -170,15 +174,8 @@ export class ImageArchiveWriter {
   /** Writes a layer under its digest, stored as it is or, for a reader that cannot take its compression, uncompressed. */
   private async addLayer(layer: Layer): Promise<Placed> {
     const inflate = this.options.inflate?.has(layer.compression) === true;
-    if (inflate && layer.uncompressedSize === undefined) {
-      throw corrupt(
-        layer.source,
-        `layer ${layer.diffId}`,
-        `its uncompressed size is not recorded, so it cannot be inflated for the engine`,
-      );
-    }
     const placed: Placed = inflate
-      ? { entry: blobPath(layer.diffId), digest: layer.diffId, size: layer.uncompressedSize ?? 0, compression: 'none' }
+      ? { entry: blobPath(layer.diffId), digest: layer.diffId, size: inflatedSize(layer), compression: 'none' }
       : { entry: blobPath(layer.digest), digest: layer.digest, size: layer.size, compression: layer.compression };
     const earlier = this.written.get(placed.entry);
     if (earlier) return earlier;
@@ -200,10 +197,11 @@ export class ImageArchiveWriter {
       if (copy.aside) this.checks.push(copy.aside);
       await entry.write(copy.data, ...copy.through, step.streamOf(layer));
     };
-    if (!this.tar.concurrent) await write();
+    const named = () => write().catch((error: unknown) => Promise.reject(asLayerSizeError(layer, inflate, error)));
+    if (!this.tar.concurrent) await named();
     else {
       // Its place is taken: the entries after it are placed while its bytes are written.
-      const copied = (copyFile ? this.copiesAtOnce : this.atOnce)(write);
+      const copied = (copyFile ? this.copiesAtOnce : this.atOnce)(named);
       copied.catch(() => undefined);
       this.copies.push(copied);
     }

@@ -1,5 +1,5 @@
 import type { Readable, Transform } from 'node:stream';
-import { corrupt } from '../errors.js';
+import { corrupt, EntrySizeError } from '../errors.js';
 import type { Compression } from '../util/compression.js';
 import { decompressor } from '../util/compression.js';
 import type { Digest } from '../util/digest.js';
@@ -126,6 +126,20 @@ export function inflatedBytesChecked(
   }
   const data = openUncompressed(layer);
   return { data, through: check ? [verifyingUncompressed(layer)] : [] };
+}
+
+/** The size of the layer's uncompressed tar, for a reader that cannot take its compression: it must be recorded. */
+export function inflatedSize(layer: Layer): number {
+  if (layer.uncompressedSize !== undefined) return layer.uncompressedSize;
+  throw corrupt(layer.source, `layer ${layer.diffId}`, 'its uncompressed size is not recorded, so it cannot be inflated for the engine');
+}
+
+/** A writer's EntrySizeError as the layer's own: its bytes (inflated, or as stored) are not as many as its metadata says. */
+export function asLayerSizeError(layer: Layer, inflated: boolean, error: unknown): unknown {
+  if (!(error instanceof EntrySizeError)) return error;
+  const got = `${error.got > error.expected ? 'at least ' : ''}${error.got} bytes`;
+  const detail = inflated ? `it inflates to ${got}` : `it holds ${got}`;
+  return corrupt(layer.source, describeLayer(layer), `${detail}, not the ${error.expected} its metadata records`);
 }
 
 /** Throws unless the stored bytes, as hashed where they were read, are the layer's. */

@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable, Transform } from 'node:stream';
+import { EntrySizeError } from '../errors.js';
 import { copyFileRangeHashed, type RangeDigest } from '../util/hash-worker.js';
 import { BLOCK, encodeFileHeader, paddedSize } from './header.js';
 import { type PlacedEntry, padding, streamInto, type TarOutput } from './writer.js';
@@ -93,13 +94,13 @@ export class FileTarWriter implements TarOutput {
     try {
       await streamInto(data, through, async (source) => {
         for await (const chunk of source) {
-          if (position + batched + chunk.length > end) throw new Error('Size mismatch');
+          if (position + batched + chunk.length > end) throw new EntrySizeError(size, position + batched + chunk.length - offset - BLOCK);
           batch.push(chunk);
           batched += chunk.length;
           if (batched >= BATCH) await flush();
         }
       });
-      if (position + batched !== end) throw new Error('Size mismatch');
+      if (position + batched !== end) throw new EntrySizeError(size, position + batched - offset - BLOCK);
       batch.push(padding(size));
       await flush();
       await pending;
@@ -118,9 +119,9 @@ export class FileTarWriter implements TarOutput {
     await produce((piece) => {
       const at = position;
       position += piece.length;
-      return position > end ? Promise.reject(new Error('Size mismatch')) : this.writeAt([piece], at);
+      return position > end ? Promise.reject(new EntrySizeError(size, position - offset - BLOCK)) : this.writeAt([piece], at);
     });
-    if (position !== end) throw new Error('Size mismatch');
+    if (position !== end) throw new EntrySizeError(size, position - offset - BLOCK);
     await this.writeAt([padding(size)], end);
     await head;
   }

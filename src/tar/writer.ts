@@ -2,6 +2,7 @@ import { Socket } from 'node:net';
 import { WriteStream } from 'node:fs';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Readable, Transform, Writable } from 'node:stream';
+import { EntrySizeError } from '../errors.js';
 import type { Digest } from '../util/digest.js';
 import type { PieceProducer } from '../util/inflate-file.js';
 import { BLOCK, encodeFileHeader, paddedSize } from './header.js';
@@ -110,10 +111,10 @@ export class TarWriter implements TarOutput {
     let written = 0;
     const take = (chunk: Buffer, lent: boolean): Promise<void> => {
       written += chunk.length;
-      return written > size ? Promise.reject(new Error('Size mismatch')) : this.send(chunk, lent);
+      return written > size ? Promise.reject(new EntrySizeError(size, written)) : this.send(chunk, lent);
     };
     const end = async () => {
-      if (written !== size) throw new Error('Size mismatch');
+      if (written !== size) throw new EntrySizeError(size, written);
       await this.send(padding(size));
     };
     return {
@@ -149,7 +150,8 @@ export class TarWriter implements TarOutput {
 
   destroy(error?: Error): void {
     this.fail(error ?? new Error('the archive was abandoned'));
-    this.output.destroy(error);
+    // Cut, not failed: the error is the caller's to report, and stdout's 'error' is fatal.
+    this.output.destroy();
   }
 }
 

@@ -1,11 +1,12 @@
 // Inflating zstd into reused buffers and writing lent pieces: the bytes are right whatever the
 // frames and read sizes, a buffer is never written over while an output still holds it, and
-// every failure (bad data, a truncated stream, a refusing output, a wrong size) is an error.
+// every failure (bad data, a truncated stream, a refusing output, a wrong size) is an error,
+// through the CLI one line naming the bundle and the layer.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, type Writable } from 'node:stream';
@@ -16,6 +17,8 @@ import type { Layer } from '../../src/image/layer.js';
 import { FileTarWriter } from '../../src/tar/file-writer.js';
 import { type TarOutput, TarWriter } from '../../src/tar/writer.js';
 import { sha256 } from '../../src/util/digest.js';
+import { fixtureBundle, fixturesDir, runCli } from '../helpers/cli.js';
+import { repack } from '../hostile/tar-edit.js';
 import { canInflateInPlace, inflateZstdFileRange, type PieceProducer } from '../../src/util/inflate-file.js';
 
 const MB = 1024 * 1024;
@@ -174,9 +177,9 @@ describe('writing lent pieces (writeLent)', () => {
     test(`${what}: more or fewer bytes than the entry's size is an error`, async () => {
       await inTempDir(async (dir) => {
         const { writer } = await make(dir);
-        await assert.rejects(writer.place('big', 10).writeLent(lender(Buffer.alloc(11), 4)), /Size mismatch/);
+        await assert.rejects(writer.place('big', 10).writeLent(lender(Buffer.alloc(11), 4)), /at least 1[12] bytes for an entry of 10/);
         const { writer: other } = await make(dir);
-        await assert.rejects(other.place('small', 10).writeLent(lender(Buffer.alloc(9), 4)), /Size mismatch/);
+        await assert.rejects(other.place('small', 10).writeLent(lender(Buffer.alloc(9), 4)), /9 bytes for an entry of 10/);
         writer.destroy();
         other.destroy();
       });
@@ -238,4 +241,43 @@ describe('ImageArchiveWriter inflating zstd layers for an engine that cannot rea
       });
     });
   }
+});
+
+describe('a bundle whose metadata misstates a zstd layer’s uncompressed size (CLI)', () => {
+  /** The fixtures' bundle (zstd), its layer said to inflate to 512 bytes more than it does. */
+  async function misstated(dir: string): Promise<string> {
+    const good = await readFile(await fixtureBundle(dir));
+    const bad = await repack(good, (files) => {
+      const meta = files[0]!;
+      const parsed = JSON.parse(String(meta.content)) as { blobs: { uncompressedSize?: number }[] };
+      for (const blob of parsed.blobs) if (blob.uncompressedSize !== undefined) blob.uncompressedSize += 512;
+      meta.content = JSON.stringify(parsed);
+    });
+    const path = join(dir, 'misstated.ddiff');
+    await writeFile(path, bad);
+    return path;
+  }
+  const base = join(fixturesDir, 'docker-base.tar');
+  const problem =
+    /^ddiff: error: .*misstated\.ddiff: layer 'blobs\/sha256\/[0-9a-f]{64}' \(diffID sha256:[0-9a-f]{64}\) is corrupt: it inflates to \d+ bytes, not the \d+ its metadata records\n$/;
+
+  test('load -o FILE: one error line naming the bundle and the layer, exit 1, no output file', async () => {
+    await inTempDir(async (dir) => {
+      const bundle = await misstated(dir);
+      const out = join(dir, 'out', 'image.tar');
+      await mkdir(join(dir, 'out'));
+      const r = await runCli(['load', bundle, '--base', base, '-o', out]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, problem);
+      assert.deepEqual(await readdir(join(dir, 'out')), []);
+    });
+  });
+
+  test('load -o - (a pipe): the same one line, no stack trace, though the archive was half written', async () => {
+    await inTempDir(async (dir) => {
+      const r = await runCli(['load', await misstated(dir), '--base', base, '-o', '-']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, problem);
+    });
+  });
 });
