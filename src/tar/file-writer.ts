@@ -2,13 +2,12 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable, Transform } from 'node:stream';
 import { EntrySizeError } from '../errors.js';
 import { copyFileRangeHashed, type RangeDigest } from '../util/hash-worker.js';
-import { BLOCK, encodeFileHeader, paddedSize } from './header.js';
+import { BLOCK, END_OF_ARCHIVE, encodeFileHeader, paddedSize } from './header.js';
 import { type PlacedEntry, padding, streamInto, type TarOutput } from './writer.js';
 import type { PieceProducer } from '../util/inflate-file.js';
 
 /** Bytes gathered into one positional write: as few system calls as createFileWriter makes. */
 const BATCH = 1 << 20;
-const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
 
 /**
  * Writes a tar archive into a file, each entry at the offset it was placed at, so that entries
@@ -116,13 +115,18 @@ export class FileTarWriter implements TarOutput {
     let position = offset + BLOCK;
     const head = this.writeAt([header], offset);
     head.catch(() => undefined);
-    await produce((piece) => {
-      const at = position;
-      position += piece.length;
-      return position > end ? Promise.reject(new EntrySizeError(size, position - offset - BLOCK)) : this.writeAt([piece], at);
-    });
-    if (position !== end) throw new EntrySizeError(size, position - offset - BLOCK);
-    await this.writeAt([padding(size)], end);
+    try {
+      await produce((piece) => {
+        const at = position;
+        position += piece.length;
+        return position > end ? Promise.reject(new EntrySizeError(size, position - offset - BLOCK)) : this.writeAt([piece], at);
+      });
+      if (position !== end) throw new EntrySizeError(size, position - offset - BLOCK);
+      await this.writeAt([padding(size)], end);
+    } finally {
+      // Even on a failure: nothing may still write into a file its caller is about to remove.
+      await head.catch(() => undefined);
+    }
     await head;
   }
 

@@ -6,6 +6,8 @@ import { TarFormatError } from '../errors.js';
  * Streams are read through tar/extract.ts.
  */
 export const BLOCK = 512;
+/** Two zero blocks end an archive. */
+export const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'link' | 'other';
 

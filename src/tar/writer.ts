@@ -5,7 +5,7 @@ import type { Readable, Transform, Writable } from 'node:stream';
 import { EntrySizeError } from '../errors.js';
 import type { Digest } from '../util/digest.js';
 import type { PieceProducer } from '../util/inflate-file.js';
-import { BLOCK, encodeFileHeader, paddedSize } from './header.js';
+import { BLOCK, END_OF_ARCHIVE, encodeFileHeader, paddedSize } from './header.js';
 
 /** An entry whose place in the archive is taken: its bytes follow through `write` or `writeLent`. */
 export interface PlacedEntry {
@@ -36,8 +36,6 @@ export interface TarOutput {
   finish(): Promise<void>;
   destroy(error?: Error): void;
 }
-
-const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
 
 /**
  * Writes a tar stream entry by entry into `output`, one entry's data streaming at a time, with
