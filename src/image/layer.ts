@@ -5,8 +5,8 @@ import { decompressor } from '../util/compression.js';
 import type { Digest } from '../util/digest.js';
 import { DigestingStream } from '../util/digesting-stream.js';
 import { sha256OfFileRange } from '../util/hash-worker.js';
+import { Sha256Thread } from '../util/sha256-thread.js';
 import { canInflateInPlace, inflateZstdFileRange, type PieceProducer } from '../util/inflate-file.js';
-import { createHash } from 'node:crypto';
 
 /**
  * One layer of an image, wherever its bytes are (an archive file, a layout directory, a spooled
@@ -117,9 +117,20 @@ export function inflatedBytesChecked(
   if (file && layer.compression === 'zstd' && canInflateInPlace()) {
     return {
       pieces: async (sink) => {
-        const hash = check ? createHash('sha256') : undefined;
-        await inflateZstdFileRange({ ...file, length: layer.size }, sink, { source: layer.source, counted, ...(hash ? { hash } : {}) });
-        const got: Digest | undefined = hash && `sha256:${hash.digest('hex')}`;
+        // On the hashing thread, as DigestingStream hashes streamed bytes: the main thread decodes.
+        const thread = check ? new Sha256Thread() : undefined;
+        try {
+          const hashed = thread && ((piece: Buffer) => thread.update(piece));
+          await inflateZstdFileRange({ ...file, length: layer.size }, sink, {
+            source: layer.source,
+            counted,
+            ...(hashed ? { hashed } : {}),
+          });
+        } catch (error) {
+          thread?.abort();
+          throw error;
+        }
+        const got = thread && (await thread.digest()).digest;
         if (got !== undefined && got !== layer.diffId) throw uncompressedBytesMismatch(layer, got);
       },
     };

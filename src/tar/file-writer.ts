@@ -111,21 +111,22 @@ export class FileTarWriter implements TarOutput {
   /** Each lent piece written at its place as it comes (several in flight), then given back. */
   private async writeLent(header: Buffer, size: number, offset: number, produce: PieceProducer): Promise<void> {
     if (this.failure) throw this.failure;
-    const end = offset + BLOCK + size;
-    let position = offset + BLOCK;
+    const start = offset + BLOCK;
+    let written = 0;
     const head = this.writeAt([header], offset);
     head.catch(() => undefined);
     try {
       await produce((piece) => {
-        const at = position;
-        position += piece.length;
-        return position > end ? Promise.reject(new EntrySizeError(size, position - offset - BLOCK)) : this.writeAt([piece], at);
+        const at = start + written;
+        written += piece.length;
+        return written > size ? Promise.reject(new EntrySizeError(size, written)) : this.writeAt([piece], at);
       });
-      if (position !== end) throw new EntrySizeError(size, position - offset - BLOCK);
-      await this.writeAt([padding(size)], end);
-    } finally {
-      // Even on a failure: nothing may still write into a file its caller is about to remove.
+      if (written !== size) throw new EntrySizeError(size, written);
+      await this.writeAt([padding(size)], start + size);
+    } catch (error) {
+      // Nothing may still write into a file its caller is about to remove.
       await head.catch(() => undefined);
+      throw error;
     }
     await head;
   }

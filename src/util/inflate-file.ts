@@ -1,4 +1,3 @@
-import type { Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { BufferPool } from './buffer-pool.js';
 import { ZstdFrameScanner } from './zstd-decompress.js';
@@ -32,14 +31,14 @@ export function canInflateInPlace(): boolean {
 /**
  * Inflates the zstd stream lying in a file (`length` bytes from `offset`), read with pread into
  * a reused buffer and decoded into pooled 1 MiB pieces lent to `sink`: no fresh memory per
- * chunk, as node:zlib's streams would bring (util/zstd-into.ts). `hash` takes in every output
- * byte, in order, and `counted` hears of each piece. A stream that stops inside a frame is an
+ * chunk, as node:zlib's streams would bring (util/zstd-into.ts). `hashed` takes in every output
+ * byte, in order (each piece before it is lent), and `counted` hears of each piece. A stream that stops inside a frame is an
  * error; a file that ends early gives short output (the caller's size or digest check fails).
  */
 export async function inflateZstdFileRange(
   file: { path: string; offset: number; length: number },
   sink: PieceSink,
-  options: { source: string; hash?: Hash; counted?: (bytes: number) => void },
+  options: { source: string; hashed?: (piece: Buffer) => Promise<void>; counted?: (bytes: number) => void },
 ): Promise<void> {
   const decoder = ZstdInto.open();
   if (!decoder) throw new Error('zstd cannot be decoded in place here');
@@ -47,8 +46,13 @@ export async function inflateZstdFileRange(
   const scanner = new ZstdFrameScanner();
   const lent = new Set<Promise<void>>();
   let refused: { error: unknown } | undefined;
-  const lend = (buffer: Buffer, piece: Buffer): void => {
-    options.hash?.update(piece);
+  const lend = async (buffer: Buffer, piece: Buffer): Promise<void> => {
+    try {
+      await options.hashed?.(piece);
+    } catch (error) {
+      output.give(buffer);
+      throw error;
+    }
     options.counted?.(piece.length);
     const settled: Promise<void> = sink(piece)
       .catch((error: unknown) => {
@@ -89,7 +93,7 @@ export async function inflateZstdFileRange(
         filled += step.wrote;
         const full = filled === out.length;
         if (full) {
-          lend(out, out);
+          await lend(out, out);
           out = await output.take();
           filled = 0;
         }
@@ -100,8 +104,9 @@ export async function inflateZstdFileRange(
     const problem = refused ? undefined : scanner.endProblem();
     if (problem) throw fail(problem);
     if (filled > 0 && !refused) {
-      lend(out, out.subarray(0, filled));
+      const last = out;
       out = undefined;
+      await lend(last, last.subarray(0, filled));
     }
   } finally {
     if (out) output.give(out);

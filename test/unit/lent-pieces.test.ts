@@ -66,7 +66,7 @@ describe('inflating zstd in place (inflateZstdFileRange)', { skip: !canInflateIn
       let counted = 0;
       await inflateZstdFileRange({ path, offset: 999, length: packed.length }, out.sink, {
         source: 'app.ddiff',
-        hash,
+        hashed: async (piece) => void hash.update(piece),
         counted: (n) => (counted += n),
       });
       assert.ok(out.bytes().equals(plain));
