@@ -123,12 +123,15 @@ async function loadBundle(bundle: Bundle, options: LoadOptions, report: Reporter
       } catch {}
     }
     const preferEngine = toEngine && options.fastPath !== false;
-    const [verifiedResult, baseResult] = await Promise.allSettled([
+    const [verifiedResult, baseResult, engineResult] = await Promise.allSettled([
       verified,
       chooseBase(bundle, needed, { ...(options.base === undefined ? {} : { base: options.base }), preferEngine }, spool.path, getEngine),
+      // Whether the engine answers: known before anything is fed to it.
+      toEngine ? Promise.resolve().then(() => getEngine().ready()) : undefined,
     ]);
     if (verifiedResult.status === 'rejected') throw verifiedResult.reason;
     if (baseResult.status === 'rejected') throw baseResult.reason;
+    if (engineResult.status === 'rejected') throw engineResult.reason;
     const base = baseResult.value;
     let omit: Map<Digest, OmittedLayer> | undefined;
     if (preferEngine && base.kind === 'engine' && base.engine.name === 'docker') {

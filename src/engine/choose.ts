@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { EngineError, UsageError } from '../errors.js';
 import { Containerd } from './containerd.js';
 import { Engine, type EngineChoice, isEngineName } from './engine.js';
-import { probe, unreachable } from './reachability.js';
+import { answers, onPath } from './reachability.js';
 
 /** containerd's namespace: `--namespace`, else CONTAINERD_NAMESPACE, else `k8s.io` when it exists (Kubernetes nodes), else `default`. */
 function containerdNamespace(choice: EngineChoice): string {
@@ -16,17 +16,13 @@ function containerdNamespace(choice: EngineChoice): string {
   return listed.stdout.split('\n').includes('k8s.io') ? 'k8s.io' : 'default';
 }
 
-/** The engine's complaint, on one line. */
-function firstLine(stderr: string): string {
-  return stderr.trim().split('\n')[0] || 'no reason given';
-}
-
 /**
  * The engine to use: `--engine`, else `DDIFF_ENGINE`, else Podman when `DDIFF_FORCE_PODMAN=1`
  * (as the original tool had), else Docker when its CLI is installed, else Podman. containerd is
  * used only when asked for. A Docker CLI whose daemon is down is an error, not a silent switch
- * to Podman: the user would load into an engine they did not mean. `noEngineHint` says what to
- * do instead when neither is installed.
+ * to Podman: the user would load into an engine they did not mean. Whether the chosen engine
+ * answers is asked in the background (Engine.ready). `noEngineHint` says what to do instead
+ * when neither is installed.
  */
 export function chooseEngine(choice: EngineChoice = {}, noEngineHint = 'pass image archives instead'): Engine {
   const requested = choice.engine ?? process.env.DDIFF_ENGINE;
@@ -36,13 +32,6 @@ export function chooseEngine(choice: EngineChoice = {}, noEngineHint = 'pass ima
     return new Engine(requested);
   }
   if (process.env.DDIFF_FORCE_PODMAN === '1') return new Engine('podman');
-  const docker = probe('docker');
-  if (docker.answers) return new Engine('docker');
-  if (docker.installed) {
-    throw unreachable('docker', docker.stderr) ?? new EngineError(`docker does not answer: ${firstLine(docker.stderr)}`);
-  }
-  const podman = probe('podman');
-  if (podman.answers) return new Engine('podman');
-  if (podman.installed) throw new EngineError(`podman does not answer: ${firstLine(podman.stderr)}`);
+  for (const name of ['docker', 'podman'] as const) if (onPath(name)) return new Engine(name, answers(name));
   throw new EngineError(`no container engine found (neither docker nor podman is installed); ${noEngineHint}`);
 }

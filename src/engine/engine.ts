@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { EngineError, EngineUnreachableError } from '../errors.js';
-import { unreachable } from './reachability.js';
+import { commandName, engineMessage, unreachable } from './reachability.js';
 import { type Child, startChild } from './child.js';
 import type { Platform } from '../image/image.js';
 import type { BlobDescriptor } from '../image/layer.js';
@@ -29,35 +29,22 @@ export function isEngineName(value: string | undefined): value is EngineName {
   return value === 'docker' || value === 'podman' || value === 'containerd';
 }
 
-/**
- * The engine's own message, on one line: its stderr without deprecation notices, warnings and
- * log noise (`level=info …`), the remaining lines joined.
- */
-function engineMessage(stderr: string): string {
-  const lines = stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(
-      (l) =>
-        l &&
-        !/^(DEPRECATED|WARNING|WARN\[|time=".*level=(info|warning))/i.test(l) &&
-        !/Install the buildx component|docs\.docker\.com\/go\/buildx/.test(l),
-    );
-  return (lines.join('; ') || stderr.trim()).slice(0, 1000);
-}
-
-/** `docker image inspect` → "docker image inspect"; options are left out. */
-function commandName(name: string, args: string[]): string {
-  return [name, ...args.slice(0, 2).filter((a) => !a.startsWith('-'))].join(' ');
-}
-
 /** A local container engine driven through its CLI (`docker` or `podman`). */
 export class Engine {
   readonly name: EngineName;
   private classicStore: Promise<boolean> | undefined;
 
-  constructor(name: EngineName) {
+  /** `answered`: whether the engine answers, when chooseEngine asked (reachability.ts). */
+  constructor(
+    name: EngineName,
+    private readonly answered: Promise<void> = Promise.resolve(),
+  ) {
     this.name = name;
+  }
+
+  /** Settles once it is known whether the engine answers: rejects with why it does not. */
+  ready(): Promise<void> {
+    return this.answered;
   }
 
   /**
@@ -71,8 +58,10 @@ export class Engine {
       child.spawnError.then((error) => {
         throw new EngineError(`${command} could not be started: ${error.message}`, { cause: error });
       }),
-      child.closed.then(({ code, signal }) => {
+      child.closed.then(async ({ code, signal }) => {
         if (code === 0) return;
+        // An engine that does not answer is said as such, not as what this call made of it.
+        await this.answered;
         const how = signal ? `killed by ${signal}` : `exit ${code}`;
         const said = engineMessage(child.stderrText());
         const down = unreachable(this.name, child.stderrText());
@@ -104,7 +93,12 @@ export class Engine {
     try {
       images = await this.inspectAll([ref]);
     } catch (error) {
-      if (error instanceof EngineUnreachableError) throw error;
+      // An engine that does not answer failed the call: that is the error, not a missing image.
+      const answers = await this.answered.then(
+        () => true,
+        () => false,
+      );
+      if (error instanceof EngineUnreachableError || !answers) throw error;
       throw new EngineError(`${ref}: no such local image in ${this.name} (${(error as Error).message})`, { cause: error });
     }
     if (!images[0]) throw new EngineError(`${ref}: no such local image in ${this.name}`);

@@ -1,22 +1,70 @@
-import { spawnSync } from 'node:child_process';
-import { type EngineError, EngineUnreachableError } from '../errors.js';
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { EngineError, EngineUnreachableError } from '../errors.js';
+import { startChild } from './child.js';
 
-interface Probe {
-  installed: boolean;
-  answers: boolean;
-  stderr: string;
+/** Whether `command` is an executable file in a PATH directory, as spawning it would find it. */
+export function onPath(command: string): boolean {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const path = join(dir, command);
+    try {
+      accessSync(path, constants.X_OK);
+      if (statSync(path).isFile()) return true;
+    } catch {}
+  }
+  return false;
 }
 
-/** Runs `CLI version`: is the CLI installed, and does its daemon (or Podman itself) answer? */
-export function probe(command: 'docker' | 'podman'): Probe {
+/** The engine's complaint, on one line. */
+function firstLine(stderr: string): string {
+  return stderr.trim().split('\n')[0] || 'no reason given';
+}
+
+/**
+ * Runs `CLI version` beside whatever comes next: resolves when the engine (Docker's daemon, or
+ * Podman itself) answers, rejects with why it does not. Asked in the background, as one CLI call
+ * costs 70-200 ms: the engine's first real call goes at the same time, and its failure is
+ * reported as this answer's when that failed too (Engine.start).
+ */
+export function answers(command: 'docker' | 'podman'): Promise<void> {
   const args = command === 'docker' ? ['version', '--format', '{{.Server.Version}}'] : ['version'];
-  try {
-    const result = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 20_000 });
-    const missing = (result.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-    return { installed: !missing, answers: result.status === 0, stderr: result.stderr ?? result.error?.message ?? '' };
-  } catch (error) {
-    return { installed: false, answers: false, stderr: (error as Error).message };
-  }
+  const child = startChild(command, args, { stdin: false });
+  child.stdout.resume();
+  const answered = Promise.race([
+    child.spawnError.then((error) => {
+      throw new EngineError(`${command} could not be started: ${error.message}`, { cause: error });
+    }),
+    child.closed.then(({ code }) => {
+      if (code === 0) return;
+      const stderr = child.stderrText();
+      throw unreachable(command, stderr) ?? new EngineError(`${command} does not answer: ${firstLine(stderr)}`);
+    }),
+  ]);
+  answered.catch(() => undefined); // asked for by the engine's calls, or not at all
+  return answered;
+}
+
+/**
+ * The engine's own message, on one line: its stderr without deprecation notices, warnings and
+ * log noise (`level=info …`), the remaining lines joined.
+ */
+export function engineMessage(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(
+      (l) =>
+        l &&
+        !/^(DEPRECATED|WARNING|WARN\[|time=".*level=(info|warning))/i.test(l) &&
+        !/Install the buildx component|docs\.docker\.com\/go\/buildx/.test(l),
+    );
+  return (lines.join('; ') || stderr.trim()).slice(0, 1000);
+}
+
+/** `docker image inspect` → "docker image inspect"; options are left out. */
+export function commandName(name: string, args: string[]): string {
+  return [name, ...args.slice(0, 2).filter((a) => !a.startsWith('-'))].join(' ');
 }
 
 /** Docker's "Cannot connect to the Docker daemon at unix:///…" (or "permission denied … socket at …"), as ddiff's error. */

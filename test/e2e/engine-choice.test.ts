@@ -2,6 +2,8 @@
 // switch to Podman; a named engine's daemon being down is said as such, not as "no such image";
 // ddiff says which engine it loaded into; docker-daemon: and containers-storage: pin the engine.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +40,29 @@ test('Docker CLI present, daemon down: load and diff say so (exit 125) instead o
     assert.match(diffed.stderr, new RegExp(`^ddiff: error: docker daemon not reachable at ${DEAD} `));
     assert.doesNotMatch(diffed.stderr, /no such local image/);
   }
+});
+
+test('a Docker CLI that cannot start says why once, from every command, not as a missing image', async (t) => {
+  // Whether the engine answers is asked beside the first real call, not before it: the answer
+  // must still be the error, and nothing may be written.
+  if (spawnSync('docker', ['--version']).status !== 0) return t.skip('no docker CLI on PATH');
+  const bundle = await bundleOnce;
+  const env = { ...AUTO, DOCKER_HOST: 'foo://not-a-host' };
+  const out = join(work, 'never.ddiff');
+  for (const args of [
+    ['load', bundle],
+    ['load', bundle, '--base', base],
+    ['diff', baseTag, appTag, '-o', out],
+    ['diff', base, appTag, '-o', out],
+    ['have'],
+    ['list', appTag],
+  ]) {
+    const r = await runCli(args, { env });
+    assert.equal(r.code, 125, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^ddiff: error: docker does not answer: .*foo:\/\/not-a-host\n$/, args.join(' '));
+    assert.equal(r.stdout, '', args.join(' '));
+  }
+  assert.equal(existsSync(out), false, 'no bundle written');
 });
 
 test('load says which engine it loaded into, and --engine podman is kept to', async (t) => {
