@@ -1,5 +1,5 @@
-import { createFileWriter, writeFailure } from '../util/write-file.js';
-import { createHash, type Hash } from 'node:crypto';
+import { createFileWriter, writeFailure, writePieces } from '../util/write-file.js';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { PassThrough, type Duplex, type Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -45,26 +45,27 @@ export async function stageLayer(
       catalog.source,
       `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`,
     );
+  // A layer lying in a file is read in place: compressed piece by piece from reused buffers into
+  // reused buffers, each piece hashed as it is read; no stream of fresh Buffers.
+  const inPlace = compress && layer.file ? { ...layer.file, length: layer.size } : undefined;
+  if (inPlace && how.method !== 'none') {
+    const checked = createHash('sha256');
+    const written = await writePieces(file, compressFileRange(inPlace, how.method, how.level, counted, checked));
+    const got: Digest = `sha256:${checked.digest('hex')}`;
+    if (got !== expected) throw mismatch(got);
+    return { ...written, mediaType: LAYER_MEDIA_TYPES[how.method], file, uncompressedSize: layer.size };
+  }
   const output = new DigestingStream();
   const stages: (Readable | Writable | Transform)[] = [];
-  // A layer lying in a file is read in place: compressed piece by piece from reused buffers,
-  // each piece hashed as it is read; no stream of fresh Buffers.
-  const inPlace = compress && layer.file ? { ...layer.file, length: layer.size } : undefined;
-  let checked: Hash | undefined;
   let inflating: MeasuringStream | undefined;
-  if (inPlace && how.method !== 'none') {
-    checked = createHash('sha256');
-    stages.push(compressFileRange(inPlace, how.method, how.level, counted, checked));
-  } else {
-    stages.push(catalog.open(layer.path), countingStream(counted), new DigestingStream({ digest: expected, mismatch }));
-    // Compressed bytes that no name or descriptor vouches for (a .tar.gz in a docker-archive) are
-    // also inflated on the way, so a layer that does not match its diffID is never bundled.
-    if (!compress && !isContentAddressed(layer.path)) {
-      inflating = new MeasuringStream(catalog.source);
-      stages.push(inflating);
-    }
-    if (compress) stages.push(compressor(how));
+  stages.push(catalog.open(layer.path), countingStream(counted), new DigestingStream({ digest: expected, mismatch }));
+  // Compressed bytes that no name or descriptor vouches for (a .tar.gz in a docker-archive) are
+  // also inflated on the way, so a layer that does not match its diffID is never bundled.
+  if (!compress && !isContentAddressed(layer.path)) {
+    inflating = new MeasuringStream(catalog.source);
+    stages.push(inflating);
   }
+  if (compress) stages.push(compressor(how));
   const inflatedCount =
     !compress && layer.compression === 'zstd' && layer.uncompressedSize === undefined
       ? new InflatedSizeCounter(layer.compression, catalog.source)
@@ -74,8 +75,6 @@ export async function stageLayer(
   stages.push(output, staged);
   try {
     await pipeline(stages as unknown as [Readable, ...Writable[]]);
-    const got: Digest | undefined = checked && `sha256:${checked.digest('hex')}`;
-    if (got !== undefined && got !== expected) throw mismatch(got);
   } catch (error) {
     throw writeFailure(staged, error);
   }

@@ -1,25 +1,34 @@
 import type { Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import type { Readable } from 'node:stream';
 import { BufferPool } from './buffer-pool.js';
-import { type CompressMethod, DEFAULT_LEVELS, PIECE_BYTES, ParallelCompressor } from './compress.js';
+import { type CompressMethod, DEFAULT_LEVELS, giveEngine, PIECE_BYTES, takeEngine, takeSlot } from './compress.js';
+import { compressInto, outputBound } from './compress-into.js';
+import type { PieceProducer } from './inflate-file.js';
 
 const CORES = Math.max(1, availableParallelism());
-/** Piece buffers shared by every file being compressed: as many as pieces under way at once. */
-const pools: Record<CompressMethod, BufferPool> = {
+/** Input pieces shared by every file being compressed: as many as pieces under way at once. */
+const inputs: Record<CompressMethod, BufferPool> = {
   gzip: new BufferPool(PIECE_BYTES.gzip, CORES),
   zstd: new BufferPool(PIECE_BYTES.zstd, CORES),
 };
+/** Output pieces: one per piece under way, and one being written. */
+const outputs: Record<CompressMethod, BufferPool> = {
+  gzip: new BufferPool(outputBound(PIECE_BYTES.gzip), CORES + 1),
+  zstd: new BufferPool(outputBound(PIECE_BYTES.zstd), CORES + 1),
+};
 
 /**
- * The compressed bytes of `length` bytes of the file at `path` from `offset`, as the
- * ParallelCompressor makes them from a stream, but each piece read with one pread into a buffer
- * used again once the piece is compressed (util/buffer-pool.ts says why).
+ * The compressed bytes of `length` bytes of the file at `path` from `offset`, byte for byte what
+ * the ParallelCompressor makes from a stream (one gzip member or zstd frame per piece), but made
+ * in reused buffers: each piece read with one pread, compressed on the thread pool into an output
+ * buffer (util/compress-into.ts), and the outputs lent to the sink in order, one at a time; a
+ * buffer is used again once the sink's promise for it settles.
  *
  * A file that ends early ends the output early: the caller checks the bytes' digest, which then
  * fails. `counted` hears of each piece as it is read (progress); `hash`, when given, takes in
- * every byte read, in order.
+ * every byte read, in order. On a failure (the sink's, the file's), nothing is lent after the
+ * producer settles.
  */
 export function compressFileRange(
   file: { path: string; offset: number; length: number },
@@ -27,50 +36,80 @@ export function compressFileRange(
   level: number = DEFAULT_LEVELS[method],
   counted: (bytes: number) => void = () => undefined,
   hash?: Hash,
-): Readable {
-  const pool = pools[method];
-  // Buffers the compressor holds, by their ArrayBuffer (the last piece comes back as a part).
-  const lent = new Map<ArrayBufferLike, Buffer>();
-  const giveBack = (input: Buffer) => {
-    const whole = lent.get(input.buffer);
-    if (whole && lent.delete(input.buffer)) pool.give(whole);
-  };
-  const compressor = new ParallelCompressor(method, level, PIECE_BYTES[method], giveBack);
-  // A destroyed compressor never finishes its pieces: what it held goes back to the pool.
-  compressor.once('close', () => {
-    for (const whole of lent.values()) giveBack(whole);
-  });
-  (async () => {
+): PieceProducer {
+  return async (sink) => {
     const handle = await open(file.path, 'r');
+    // The pieces' hand-on, in order: each waits for the one before it.
+    let handedOn: Promise<void> = Promise.resolve();
+    let failure: { error: unknown } | undefined;
     try {
-      for (let done = 0; done < file.length && !compressor.destroyed; ) {
-        const buffer = await pool.take();
+      for (let done = 0, pieces = 0; failure === undefined; pieces++) {
+        const input = await inputs[method].take();
         let got = 0;
         try {
-          const want = Math.min(buffer.length, file.length - done);
+          const want = Math.min(input.length, file.length - done);
           for (let n = -1; got < want && n !== 0; got += n) {
-            ({ bytesRead: n } = await handle.read(buffer, got, want - got, file.offset + done + got));
+            ({ bytesRead: n } = await handle.read(input, got, want - got, file.offset + done + got));
           }
         } catch (error) {
-          pool.give(buffer);
+          inputs[method].give(input);
           throw error;
         }
-        if (got === 0 || compressor.destroyed) {
-          pool.give(buffer);
+        // An empty range still gets one (empty) member or frame: a valid compressed stream.
+        if ((got === 0 && pieces > 0) || failure !== undefined) {
+          inputs[method].give(input);
           break;
         }
-        const piece = got === buffer.length ? buffer : buffer.subarray(0, got);
+        const piece = input.subarray(0, got);
         // Hashed here, between reads: the bytes are in hand, and a second reader costs a copy more.
         hash?.update(piece);
-        lent.set(buffer.buffer, buffer);
-        compressor.write(piece);
         done += got;
         counted(got);
+        handedOn = handOn(handedOn, compressPiece(method, level, input, piece), sink);
+        handedOn.catch((error: unknown) => (failure ??= { error }));
+        if (got === 0) break;
       }
-      compressor.end();
     } finally {
+      await handedOn.catch(() => undefined);
       await handle.close();
     }
-  })().catch((error: unknown) => compressor.destroy(error instanceof Error ? error : new Error(String(error))));
-  return compressor;
+    if (failure) throw failure.error;
+  };
+}
+
+/** A piece's compressed bytes, in a pooled buffer `giveBack` returns. */
+interface Compressed {
+  bytes: Buffer;
+  giveBack: () => void;
+}
+
+/** One piece compressed into a pooled output buffer, on a slot of the process's and a kept compressor. */
+async function compressPiece(method: CompressMethod, level: number, input: Buffer, piece: Buffer): Promise<Compressed> {
+  const out = await outputs[method].take();
+  const release = await takeSlot(method);
+  const engine = takeEngine(method, level, 'lent');
+  try {
+    const bytes = await compressInto(engine, method, piece, out);
+    giveEngine(method, level, engine, 'lent');
+    return { bytes, giveBack: () => outputs[method].give(out) };
+  } catch (error) {
+    engine.destroy(); // in an unknown state: not used again
+    outputs[method].give(out);
+    throw error;
+  } finally {
+    release();
+    inputs[method].give(input);
+  }
+}
+
+/** Lends a piece's output to the sink once the pieces before it are handed on, then takes its buffer back. */
+async function handOn(before: Promise<void>, compressed: Promise<Compressed>, sink: (piece: Buffer) => Promise<void>): Promise<void> {
+  let piece: Compressed | undefined;
+  try {
+    piece = await compressed;
+    await before;
+    await sink(piece.bytes);
+  } finally {
+    piece?.giveBack();
+  }
 }

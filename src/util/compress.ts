@@ -31,7 +31,8 @@ const slots: Record<CompressMethod, ReturnType<typeof pLimit>> = {
   zstd: pLimit(Math.max(1, Math.min(CORES, HELD_INPUT / PIECE_BYTES.zstd))),
 };
 
-function takeSlot(method: CompressMethod): Promise<() => void> {
+/** A place among the pieces under way in the process; the function given back releases it. */
+export function takeSlot(method: CompressMethod): Promise<() => void> {
   return new Promise((granted) => {
     slots[method](() => new Promise<void>((release) => granted(release))).catch(() => undefined);
   });
@@ -40,7 +41,10 @@ function takeSlot(method: CompressMethod): Promise<() => void> {
 /** zlib output buffers: few thread-pool round trips per piece. */
 const OUTPUT_CHUNK = 1 << 20;
 
-type Engine = Gzip | ZstdCompress;
+export type Engine = Gzip | ZstdCompress;
+
+/** Compressors whose output goes to node:zlib's own buffers (streams), or to the caller's (compress-into.ts): never mixed. */
+type Use = 'stream' | 'lent';
 
 /**
  * Compressors are kept and reused: a piece is written to one, then ended as a gzip member
@@ -49,8 +53,8 @@ type Engine = Gzip | ZstdCompress;
  */
 const idle = new Map<string, Engine[]>();
 
-function takeEngine(method: CompressMethod, level: number): Engine {
-  const kept = idle.get(`${method}-${level}`)?.pop();
+export function takeEngine(method: CompressMethod, level: number, use: Use = 'stream'): Engine {
+  const kept = idle.get(`${method}-${level}-${use}`)?.pop();
   if (kept) return kept;
   if (method === 'gzip') return createGzip({ level, chunkSize: OUTPUT_CHUNK });
   return createZstdCompress({
@@ -59,8 +63,8 @@ function takeEngine(method: CompressMethod, level: number): Engine {
   });
 }
 
-function giveEngine(method: CompressMethod, level: number, engine: Engine): void {
-  const key = `${method}-${level}`;
+export function giveEngine(method: CompressMethod, level: number, engine: Engine, use: Use = 'stream'): void {
+  const key = `${method}-${level}-${use}`;
   const engines = idle.get(key) ?? [];
   idle.set(key, engines);
   if (engines.length < CORES) engines.push(engine);

@@ -1,4 +1,8 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import type { Digest } from './digest.js';
+import type { PieceProducer } from './inflate-file.js';
+import { Sha256Thread } from './sha256-thread.js';
 
 /**
  * Layers and archives are written a MiB at a time. Node's default (16 KiB) makes a 178 MB
@@ -21,4 +25,36 @@ export function createFileWriter(path: string): WriteStream {
 export function writeFailure(file: WriteStream, error: unknown): unknown {
   const own = file.errored as NodeJS.ErrnoException | null;
   return own?.syscall ? own : error;
+}
+
+/**
+ * Writes the pieces a producer lends into a new file at `path`, hashing them on the hashing
+ * thread as they go (each piece is copied into its ring, then written, then given back): the
+ * file's digest and size.
+ */
+export async function writePieces(path: string, produce: PieceProducer): Promise<{ digest: Digest; size: number }> {
+  const file = await open(path, 'w');
+  const hash = new Sha256Thread();
+  let size = 0;
+  try {
+    await produce(async (piece) => {
+      const at = size;
+      size += piece.length;
+      await Promise.all([hash.update(piece), writeAll(file, piece, at)]);
+    });
+    return { digest: (await hash.digest()).digest, size };
+  } catch (error) {
+    hash.abort();
+    throw error;
+  } finally {
+    await file.close();
+  }
+}
+
+async function writeAll(file: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length; ) {
+    const { bytesWritten } = await file.write(bytes, done, bytes.length - done, position + done);
+    if (bytesWritten === 0) throw new Error(`the file took no bytes`);
+    done += bytesWritten;
+  }
 }

@@ -12,8 +12,10 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { constants, createZstdDecompress, zstdCompressSync } from 'node:zlib';
-import { ParallelCompressor, PIECE_BYTES, type CompressMethod } from '../../src/util/compress.js';
+import { ParallelCompressor, PIECE_BYTES, takeEngine, type CompressMethod } from '../../src/util/compress.js';
+import { compressInto, outputBound } from '../../src/util/compress-into.js';
 import { compressFileRange } from '../../src/util/compress-file.js';
+import type { PieceProducer } from '../../src/util/inflate-file.js';
 import { decompressor, detectCompression } from '../../src/util/compression.js';
 import { ZstdFrameScanner } from '../../src/util/zstd-decompress.js';
 import { fixturesDir, repoRoot, runCli } from '../helpers/cli.js';
@@ -303,8 +305,17 @@ describe('compressing a file range in place (compressFileRange)', () => {
     await writeFile(path, Buffer.concat([randomBytes(before), data, randomBytes(after)]));
     return { dir, path };
   };
+  /** What a producer lends, copied as the writers would write it before the buffer comes back. */
+  const gather = async (produce: PieceProducer): Promise<Buffer> => {
+    const pieces: Buffer[] = [];
+    await produce(async (piece) => {
+      await new Promise((resolve) => setImmediate(resolve)); // a sink that takes its time
+      pieces.push(Buffer.from(piece));
+    });
+    return Buffer.concat(pieces);
+  };
   const fromRange = (file: { path: string; offset: number; length: number }, method: CompressMethod) =>
-    collect(compressFileRange(file, method));
+    gather(compressFileRange(file, method));
 
   for (const method of ['zstd', 'gzip'] as const) {
     test(`${method}: the range's bytes, the same pieces as from a stream; an empty range; progress counts every byte`, async () => {
@@ -312,7 +323,7 @@ describe('compressing a file range in place (compressFileRange)', () => {
       const { dir, path } = await ranged(data, 777, 1000);
       try {
         let counted = 0;
-        const packed = await collect(
+        const packed = await gather(
           compressFileRange({ path, offset: 777, length: data.length }, method, undefined, (n) => (counted += n)),
         );
         assert.ok((await inflate(method, packed)).equals(data));
@@ -323,6 +334,26 @@ describe('compressing a file range in place (compressFileRange)', () => {
         assert.equal((await inflate(method, empty)).length, 0);
       } finally {
         await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  for (const method of ['zstd', 'gzip'] as const) {
+    test(`${method}: compressInto writes into the caller's buffer; output that outgrows it comes whole all the same`, async () => {
+      const data = sample(3 * MB);
+      const engine = takeEngine(method, 3, 'lent');
+      try {
+        const out = Buffer.alloc(outputBound(data.length));
+        const packed = await compressInto(engine, method, data, out);
+        assert.equal(packed.buffer, out.buffer, 'a view of the buffer given, not fresh memory');
+        assert.ok((await inflate(method, packed)).equals(data));
+        // The same compressor again, into a buffer far too small: a second, independent frame or member.
+        const small = Buffer.alloc(1024);
+        const again = await compressInto(engine, method, data, small);
+        assert.notEqual(again.buffer, small.buffer);
+        assert.ok((await inflate(method, again)).equals(data));
+      } finally {
+        engine.destroy();
       }
     });
   }
@@ -343,10 +374,16 @@ describe('compressing a file range in place (compressFileRange)', () => {
     const { dir, path } = await ranged(data, 0, 0);
     try {
       const file = { path, offset: 0, length: data.length };
-      const stopped = compressFileRange(file, 'zstd');
-      const failing = new Writable({ write: (_chunk, _encoding, callback) => callback(new Error('disk full')) });
+      let lent = 0;
+      const stopped = compressFileRange(
+        file,
+        'zstd',
+      )(async () => {
+        if (++lent === 2) throw new Error('disk full');
+      });
       const others = [1, 2, 3].map(() => fromRange(file, 'zstd'));
-      await assert.rejects(pipeline(stopped, failing), /disk full/);
+      await assert.rejects(stopped, /disk full/);
+      assert.equal(lent, 2, 'nothing is lent after a refusal');
       for (const packed of await Promise.all(others)) assert.ok((await inflate('zstd', packed)).equals(data));
       // The pool is the process's: buffers the stopped one held and never gave back would hang this.
       const again = await Promise.all([fromRange(file, 'zstd'), fromRange(file, 'zstd')]);
