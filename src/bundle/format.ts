@@ -7,10 +7,10 @@ import { isRecord } from '../util/json.js';
  * `blobs/sha256/<hex>` for each target config and each layer the base lacks. Layer blobs are
  * compressed (gzip unless they arrived compressed), so the outer tar is not.
  */
-export const BUNDLE_FORMAT = 'ddiff-bundle';
+const BUNDLE_FORMAT = 'ddiff-bundle';
 /** Bundles without deltas are written as version 1, which older ddiff reads; deltas need 2. */
-export const BUNDLE_VERSION = 2;
-export const BUNDLE_VERSION_WITHOUT_DELTAS = 1;
+const BUNDLE_VERSION = 2;
+const BUNDLE_VERSION_WITHOUT_DELTAS = 1;
 export const METADATA_ENTRY = 'ddiff-bundle.json';
 
 export interface BundleBlob {
@@ -142,4 +142,34 @@ export function parseMetadata(json: unknown): BundleMetadata {
     }
   }
   return doc as unknown as BundleMetadata;
+}
+
+const CONFIG_MEDIA_TYPE = 'application/vnd.oci.image.config.v1+json';
+
+/** The blob record of an image's config. */
+export function configBlob(id: Digest, bytes: Buffer): BundleBlob {
+  return { digest: id, size: bytes.length, mediaType: CONFIG_MEDIA_TYPE };
+}
+
+/** A bundle's metadata: version 2 only when it holds a delta, which older ddiff cannot read. */
+export function bundleMetadata(
+  base: BundleMetadata['base'],
+  images: BundleImage[],
+  blobs: BundleBlob[],
+  needed: Digest[],
+  created: string,
+): BundleMetadata {
+  return {
+    format: BUNDLE_FORMAT,
+    version: blobs.some((b) => b.delta) ? BUNDLE_VERSION : BUNDLE_VERSION_WITHOUT_DELTAS,
+    created,
+    base: { ...base, needed },
+    images,
+    blobs,
+  };
+}
+
+/** The metadata entry's text. */
+export function metadataText(metadata: BundleMetadata): string {
+  return `${JSON.stringify(metadata, null, 2)}\n`;
 }

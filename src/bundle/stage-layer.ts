@@ -15,6 +15,8 @@ import { countingStream } from '../util/counting-stream.js';
 import { type Digest, hexOf } from '../util/digest.js';
 import { DigestingStream } from '../util/digesting-stream.js';
 import type { StagedBlob } from './delta-stage.js';
+import type { BundleBlob } from './format.js';
+import type { PieceProducer } from '../util/inflate-file.js';
 
 const LAYER_MEDIA_TYPES = {
   none: 'application/vnd.oci.image.layer.v1.tar',
@@ -45,16 +47,8 @@ export async function stageLayer(
       catalog.source,
       `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`,
     );
-  // A layer lying in a file is read in place: compressed piece by piece from reused buffers into
-  // reused buffers, each piece hashed as it is read; no stream of fresh Buffers.
-  const inPlace = compress && layer.file ? { ...layer.file, length: layer.size } : undefined;
-  if (inPlace && how.method !== 'none') {
-    const checked = createHash('sha256');
-    const written = await writePieces(file, compressFileRange(inPlace, how.method, how.level, counted, checked));
-    const got: Digest = `sha256:${checked.digest('hex')}`;
-    if (got !== expected) throw mismatch(got);
-    return { ...written, mediaType: LAYER_MEDIA_TYPES[how.method], file, uncompressedSize: layer.size };
-  }
+  if (compressesInPlace(layer, how))
+    return { ...(await compressInPlace(layer, how, counted, (produce) => writePieces(file, produce))), file };
   const output = new DigestingStream();
   const stages: (Readable | Writable | Transform)[] = [];
   let inflating: MeasuringStream | undefined;
@@ -86,12 +80,47 @@ export async function stageLayer(
     );
   }
   const compression = compress ? how.method : layer.compression;
-  const mediaType =
-    compression === 'gzip' || compression === 'zstd' || compression === 'none' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;
-  const blob: StagedBlob = { digest: output.digest(), size: output.size, mediaType, file };
+  const blob: StagedBlob = { digest: output.digest(), size: output.size, mediaType: bundledMediaType(layer, how), file };
   const uncompressedSize = compress ? layer.size : (layer.uncompressedSize ?? inflatedCount?.size());
   if (compression !== 'none' && uncompressedSize !== undefined) blob.uncompressedSize = uncompressedSize;
   return blob;
+}
+
+/** The media type a layer's blob has in the bundle. */
+export function bundledMediaType(layer: Layer, how: LayerCompression): string {
+  const compression = layer.compression === 'none' ? how.method : layer.compression;
+  return compression === 'gzip' || compression === 'zstd' || compression === 'none' ? LAYER_MEDIA_TYPES[compression] : layer.mediaType;
+}
+
+/** Whether a layer is compressed where it lies in a file (compressInPlace), not streamed. */
+export function compressesInPlace(layer: Layer, how: LayerCompression): how is InPlaceCompression {
+  return layer.compression === 'none' && layer.file !== undefined && how.method !== 'none';
+}
+
+type InPlaceCompression = LayerCompression & { method: 'gzip' | 'zstd' };
+
+/**
+ * The blob of a layer lying uncompressed in a file, compressed where it lies (from reused
+ * buffers into reused buffers, each piece hashed as it is read: no stream of fresh Buffers) and
+ * written by `write`; checked against the layer's diffID.
+ */
+export async function compressInPlace(
+  layer: Layer,
+  how: InPlaceCompression,
+  counted: (bytes: number) => void,
+  write: (produce: PieceProducer) => Promise<{ digest: Digest; size: number }>,
+): Promise<BundleBlob> {
+  const checked = createHash('sha256');
+  const range = { path: layer.file!.path, offset: layer.file!.offset, length: layer.size };
+  const written = await write(compressFileRange(range, how.method, how.level, counted, checked));
+  const got: Digest = `sha256:${checked.digest('hex')}`;
+  if (got !== layer.diffId) {
+    throw new DigestMismatchError(
+      layer.source,
+      `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${layer.diffId}`,
+    );
+  }
+  return { ...written, mediaType: LAYER_MEDIA_TYPES[how.method], uncompressedSize: layer.size };
 }
 
 export interface LayerCompression {

@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { cpus } from 'node:os';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
@@ -15,18 +14,17 @@ import { atomicOutput, tempDir } from '../util/cleanup.js';
 import type { Digest } from '../util/digest.js';
 import { blobPath } from '../image/blob-names.js';
 import { DeltaStager, type DeltaSources } from './delta-stage.js';
-import { type LayerCompression, stageLayer } from './stage-layer.js';
+import { compressesInPlace, type LayerCompression, stageLayer } from './stage-layer.js';
+import { BundleFile, copyInto } from './bundle-file.js';
 import {
-  BUNDLE_FORMAT,
-  BUNDLE_VERSION,
-  BUNDLE_VERSION_WITHOUT_DELTAS,
-  METADATA_ENTRY,
   type BundleBlob,
   type BundleImage,
   type BundleMetadata,
+  bundleMetadata,
+  configBlob,
+  METADATA_ENTRY,
+  metadataText,
 } from './format.js';
-
-const CONFIG_MEDIA_TYPE = 'application/vnd.oci.image.config.v1+json';
 
 interface BundleInput {
   base: BundleMetadata['base'];
@@ -50,12 +48,16 @@ interface BundleResult {
 export async function writeBundle(output: string, input: BundleInput): Promise<BundleResult> {
   const staging = await tempDir('ddiff-stage-');
   let step: Step | undefined;
-  const staged = new Map<Digest, Promise<BundleBlob & { file: string }>>();
+  const staged = new Map<Digest, Promise<BundleBlob & { file?: string }>>();
   const stager =
     input.deltas && (input.deltas.layers.length > 0 || input.deltas.index)
       ? new DeltaStager(input.deltas, staging.path, input.compression.level || 3)
       : undefined;
+  const created = new Date().toISOString();
+  let direct: BundleFile | undefined;
   try {
+    // Into the file itself, no staged copy: its metadata's room is known first, which deltas' records do not allow.
+    if (output !== '-' && !stager) direct = await BundleFile.open(output, input, created);
     const limit = pLimit(Math.max(1, Math.min(4, cpus().length)));
     const deltaLimit = pLimit(1);
     const configs = new Map<Digest, Buffer>();
@@ -83,6 +85,8 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
               const kept = await deltaLimit(() => stager.stage(layer, bundling.countedOf(catalog.open(layer.path), layer), whole));
               if (kept) return kept;
             }
+            if (direct && compressesInPlace(layer, input.compression))
+              return direct.append(layer, input.compression, bundling.counterOf(layer));
             return stageLayer(catalog, layer, staging.path, input.compression, bundling.counterOf(layer));
           });
           blob.catch(() => undefined);
@@ -101,22 +105,19 @@ export async function writeBundle(output: string, input: BundleInput): Promise<B
     const layerBlobs = await Promise.all(staged.values());
     for (const blob of layerBlobs) for (const diffId of blob.delta?.baseLayers ?? []) needed.add(diffId);
     const blobs: BundleBlob[] = [
-      ...[...configs].map(([id, bytes]) => ({ digest: id, size: bytes.length, mediaType: CONFIG_MEDIA_TYPE })),
+      ...[...configs].map(([id, bytes]) => configBlob(id, bytes)),
       ...layerBlobs.map(({ file: _file, ...blob }) => blob),
     ];
-    const metadata: BundleMetadata = {
-      format: BUNDLE_FORMAT,
-      version: layerBlobs.some((b) => b.delta) ? BUNDLE_VERSION : BUNDLE_VERSION_WITHOUT_DELTAS,
-      created: new Date().toISOString(),
-      base: { ...input.base, needed: [...needed] },
-      images,
-      blobs,
-    };
-
-    const size = await (output === '-'
-      ? streamBundle(process.stdout, metadata, configs, layerBlobs)
-      : fileBundle(output, metadata, configs, layerBlobs));
+    const metadata = bundleMetadata(input.base, images, blobs, [...needed], created);
+    const stagedFiles = layerBlobs.filter((b): b is StagedFile => b.file !== undefined);
+    const size = await (direct
+      ? direct.finish(metadata, stagedFiles)
+      : output === '-'
+        ? streamBundle(process.stdout, metadata, configs, stagedFiles)
+        : fileBundle(output, metadata, configs, stagedFiles));
     return { metadata, size };
+  } catch (error) {
+    throw direct ? await direct.abort(error) : error;
   } finally {
     // A failed layer rejects early; its siblings must stop writing before the directory goes.
     await Promise.allSettled(staged.values());
@@ -137,7 +138,7 @@ async function writeEntries(
   configs: Map<Digest, Buffer>,
   layers: StagedFile[],
 ): Promise<void> {
-  await writer.addBuffer(METADATA_ENTRY, `${JSON.stringify(metadata, null, 2)}\n`);
+  await writer.addBuffer(METADATA_ENTRY, metadataText(metadata));
   for (const [id, bytes] of configs) await writer.addBuffer(blobPath(id), bytes);
   // Staging is keyed by diffID, so each layer blob is here once.
   if (!writer.concurrent) for (const blob of layers) await copyInto(writer, blob);
@@ -147,14 +148,6 @@ async function writeEntries(
       (error) => writer.destroy(error),
     );
   await writer.finish();
-}
-
-/** A staged blob into its entry: in a file, copied on the hashing thread, which must find the digest staged. */
-async function copyInto(writer: TarOutput, blob: StagedFile): Promise<void> {
-  const entry = writer.place(blobPath(blob.digest), blob.size);
-  if (!entry.copyFile) return entry.write(createReadStream(blob.file));
-  const { digest } = await entry.copyFile({ path: blob.file, offset: 0 });
-  if (digest !== blob.digest) throw new Error(`the staged blob ${blob.file} changed while the bundle was written`);
 }
 
 /** Writes the bundle to a file under a temporary name, every layer blob placed at once; returns its size. */

@@ -1,7 +1,9 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable, Transform } from 'node:stream';
 import { EntrySizeError } from '../errors.js';
+import type { Digest } from '../util/digest.js';
 import { copyFileRangeHashed, type RangeDigest } from '../util/hash-worker.js';
+import { writeHashedPieces } from '../util/write-file.js';
 import { BLOCK, END_OF_ARCHIVE, encodeFileHeader, paddedSize } from './header.js';
 import { type PlacedEntry, padding, streamInto, type TarOutput } from './writer.js';
 import type { PieceProducer } from '../util/inflate-file.js';
@@ -23,6 +25,7 @@ export class FileTarWriter implements TarOutput {
   private readonly sources = new Set<Readable>();
   private readonly copying = new Set<{ drop(error: Error): void }>();
   private failure: Error | undefined;
+  private appending = false;
 
   constructor(
     private readonly file: FileHandle,
@@ -31,6 +34,7 @@ export class FileTarWriter implements TarOutput {
   ) {}
 
   private advance(size: number): number {
+    if (this.appending) throw new Error('an entry is placed while another is appended');
     const at = this.offset;
     this.offset += BLOCK + paddedSize(size);
     return at;
@@ -142,6 +146,26 @@ export class FileTarWriter implements TarOutput {
       let skip = bytesWritten;
       while (rest.length > 0 && skip >= rest[0]!.length) skip -= rest.shift()!.length;
       if (skip > 0) rest[0] = rest[0]!.subarray(skip);
+    }
+  }
+
+  /**
+   * Writes an entry whose size is known only at its end, after every entry placed so far: its
+   * bytes from pieces lent by `produce`, hashed as they are written, then its header, named from
+   * their digest. No entry may be placed until it is done.
+   */
+  async append(produce: PieceProducer, name: (digest: Digest) => string): Promise<RangeDigest> {
+    if (this.failure) throw this.failure;
+    const offset = this.advance(0);
+    this.appending = true;
+    try {
+      const written = await writeHashedPieces(produce, (piece, at) => this.writeAt([piece], offset + BLOCK + at));
+      await this.writeAt([encodeFileHeader(name(written.digest), written.size)], offset);
+      await this.writeAt([padding(written.size)], offset + BLOCK + written.size);
+      this.offset = offset + BLOCK + paddedSize(written.size);
+      return written;
+    } finally {
+      this.appending = false;
     }
   }
 

@@ -28,24 +28,34 @@ export function writeFailure(file: WriteStream, error: unknown): unknown {
 }
 
 /**
- * Writes the pieces a producer lends into a new file at `path`, hashing them on the hashing
- * thread as they go (each piece is copied into its ring, then written, then given back): the
- * file's digest and size.
+ * Passes the pieces a producer lends to `write` (with where each goes, counting from 0),
+ * hashing them on the hashing thread as they go; each is given back once both are done with it.
+ * Resolves with the digest and size of everything written.
  */
-export async function writePieces(path: string, produce: PieceProducer): Promise<{ digest: Digest; size: number }> {
-  const file = await open(path, 'w');
+export async function writeHashedPieces(
+  produce: PieceProducer,
+  write: (piece: Buffer, at: number) => Promise<void>,
+): Promise<{ digest: Digest; size: number }> {
   const hash = new Sha256Thread();
   let size = 0;
   try {
     await produce(async (piece) => {
       const at = size;
       size += piece.length;
-      await Promise.all([hash.update(piece), writeAll(file, piece, at)]);
+      await Promise.all([hash.update(piece), write(piece, at)]);
     });
     return { digest: (await hash.digest()).digest, size };
   } catch (error) {
     hash.abort();
     throw error;
+  }
+}
+
+/** Writes the pieces a producer lends into a new file at `path`: the file's digest and size. */
+export async function writePieces(path: string, produce: PieceProducer): Promise<{ digest: Digest; size: number }> {
+  const file = await open(path, 'w');
+  try {
+    return await writeHashedPieces(produce, (piece, at) => writeAll(file, piece, at));
   } finally {
     await file.close();
   }

@@ -243,3 +243,60 @@ test('a gzip layer in a docker-archive whose contents do not match its diffID is
     `sha256:${sha256Hex(gzipSync(layer))}`,
   );
 });
+
+test('diff -o FILE compresses layers straight into the bundle: the blobs and metadata -o - writes; a corrupt layer leaves nothing', async (t) => {
+  const dir = await scratch(t);
+  const baseLayer = await makeTar([{ name: 'base.txt', content: 'base' }]);
+  // Several new layers, one of them past a compression piece (8 MiB), so that appends follow one another.
+  const big = Buffer.alloc(9 << 20, 'the same text, over and over; ');
+  const layers = [
+    baseLayer,
+    ...(await Promise.all([big, Buffer.from('a'), Buffer.alloc(70_000, 7)].map((c, i) => makeTar([{ name: `f${i}`, content: c }])))),
+  ];
+  const base = await makeDockerArchive([baseLayer], { tag: 'direct/base:1' });
+  const target = await makeDockerArchive(layers, { tag: 'direct/app:1' });
+  await writeFile(join(dir, 'base.tar'), base.archive);
+  await writeFile(join(dir, 'app.tar'), target.archive);
+  for (const method of ['zstd', 'gzip']) {
+    const file = join(dir, `app-${method}.ddiff`);
+    const written = await runCli(['diff', '--compress', method, join(dir, 'base.tar'), join(dir, 'app.tar'), '-o', file]);
+    assert.equal(written.code, 0, written.stderr);
+    const streamed = spawnSync(
+      process.execPath,
+      [cliPath, 'diff', '--compress', method, join(dir, 'base.tar'), join(dir, 'app.tar'), '-o', '-'],
+      {
+        maxBuffer: 1 << 26,
+      },
+    );
+    assert.equal(streamed.status, 0, streamed.stderr.toString());
+    await writeFile(join(dir, 'streamed.ddiff'), streamed.stdout);
+    const entries = (path: string) => spawnSync('tar', ['-tvf', path], { encoding: 'utf8' }).stdout.trim().split('\n');
+    const blobsOf = (path: string) =>
+      entries(path)
+        .filter((l) => l.includes('blobs/sha256/'))
+        .map((l) => l.replace(/^.* (\d+) .* (blobs\/\S+)$/, '$2 $1'))
+        .sort();
+    assert.deepEqual(blobsOf(file), blobsOf(join(dir, 'streamed.ddiff')), `${method}: the same blobs, the same sizes`);
+    assert.equal(blobsOf(file).length, 4, 'the config and three layers');
+    const metadataOf = (path: string) => {
+      const text = spawnSync('tar', ['-xOf', path, 'ddiff-bundle.json'], { encoding: 'utf8' }).stdout;
+      const { created: _created, ...rest } = JSON.parse(text) as { created: string };
+      return rest;
+    };
+    assert.deepEqual(metadataOf(file), metadataOf(join(dir, 'streamed.ddiff')), `${method}: the same metadata`);
+    const loaded = await runCli(['load', file, '--base', join(dir, 'base.tar'), '-o', join(dir, 'out.tar')]);
+    assert.equal(loaded.code, 0, loaded.stderr);
+    assert.equal((await listed(join(dir, 'out.tar')))[0]!.id, target.imageId);
+  }
+  const corrupt = await makeDockerArchive(layers, { tag: 'direct/app:1', corruptLayer: 1 });
+  await writeFile(join(dir, 'corrupt.tar'), corrupt.archive);
+  const before = (await readdir(dir)).sort();
+  const failed = await runCli(['diff', join(dir, 'base.tar'), join(dir, 'corrupt.tar'), '-o', join(dir, 'never.ddiff')]);
+  assert.equal(failed.code, 1, failed.stderr);
+  assert.match(
+    failed.stderr,
+    /^ddiff: error: .*corrupt\.tar: layer 'layer1\/layer\.tar' \(diffID sha256:[0-9a-f]{64}\) is corrupt: its bytes hash to/,
+  );
+  assert.equal(failed.stderr.trim().split('\n').length, 1, 'one line');
+  assert.deepEqual((await readdir(dir)).sort(), before, 'no bundle, no temporary file');
+});
