@@ -42,11 +42,7 @@ export async function stageLayer(
   const file = join(dir, `layer-${hexOf(layer.diffId)}`);
   const compress = layer.compression === 'none';
   const expected = compress ? layer.diffId : layer.digest;
-  const mismatch = (got: Digest) =>
-    new DigestMismatchError(
-      catalog.source,
-      `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`,
-    );
+  const mismatch = (got: Digest) => corruptLayer(catalog.source, layer, got, expected);
   if (compressesInPlace(layer, how))
     return { ...(await compressInPlace(layer, how, counted, (produce) => writePieces(file, produce))), file };
   const output = new DigestingStream();
@@ -86,6 +82,13 @@ export async function stageLayer(
   return blob;
 }
 
+function corruptLayer(source: string, layer: Layer, got: Digest, expected: Digest): DigestMismatchError {
+  return new DigestMismatchError(
+    source,
+    `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${expected}`,
+  );
+}
+
 /** The media type a layer's blob has in the bundle. */
 export function bundledMediaType(layer: Layer, how: LayerCompression): string {
   const compression = layer.compression === 'none' ? how.method : layer.compression;
@@ -114,12 +117,7 @@ export async function compressInPlace(
   const range = { path: layer.file!.path, offset: layer.file!.offset, length: layer.size };
   const written = await write(compressFileRange(range, how.method, how.level, counted, checked));
   const got: Digest = `sha256:${checked.digest('hex')}`;
-  if (got !== layer.diffId) {
-    throw new DigestMismatchError(
-      layer.source,
-      `layer '${layer.path}' (diffID ${layer.diffId}) is corrupt: its bytes hash to ${got}, expected ${layer.diffId}`,
-    );
-  }
+  if (got !== layer.diffId) throw corruptLayer(layer.source, layer, got, layer.diffId);
   return { ...written, mediaType: LAYER_MEDIA_TYPES[how.method], uncompressedSize: layer.size };
 }
 

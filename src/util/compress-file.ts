@@ -43,7 +43,8 @@ export function compressFileRange(
     let handedOn: Promise<void> = Promise.resolve();
     let failure: { error: unknown } | undefined;
     try {
-      for (let done = 0, pieces = 0; failure === undefined; pieces++) {
+      // An empty range still gets one (empty) member or frame: a valid compressed stream.
+      for (let done = 0, pieces = 0; failure === undefined && (pieces === 0 || done < file.length); pieces++) {
         const input = await inputs[method].take();
         let got = 0;
         try {
@@ -55,7 +56,6 @@ export function compressFileRange(
           inputs[method].give(input);
           throw error;
         }
-        // An empty range still gets one (empty) member or frame: a valid compressed stream.
         if ((got === 0 && pieces > 0) || failure !== undefined) {
           inputs[method].give(input);
           break;
