@@ -96,7 +96,7 @@ export class BundleFile {
     return this.tail(() => compressInPlace(layer, how, counted, (produce) => this.writer.append(produce, blobPath)));
   }
 
-  /** Copies in the blobs staged elsewhere, writes the metadata into its room and commits the file: its size. On a failure, `abort`. */
+  /** Copies in the blobs staged elsewhere, writes the metadata into its room and commits the file: its size. A failure is the caller's to `abort`. */
   async finish(metadata: BundleMetadata, staged: StagedBlob[]): Promise<number> {
     for (const blob of staged) await copyInto(this.writer, blob);
     const text = metadataText(metadata);

@@ -21,6 +21,9 @@ function firstLine(stderr: string): string {
   return stderr.trim().split('\n')[0] || 'no reason given';
 }
 
+/** Each engine is asked once per process, however many inputs choose it. */
+const asked = new Map<'docker' | 'podman', Promise<void>>();
+
 /**
  * Runs `CLI version` beside whatever comes next: resolves when the engine (Docker's daemon, or
  * Podman itself) answers, rejects with why it does not. Asked in the background, as one CLI call
@@ -28,6 +31,15 @@ function firstLine(stderr: string): string {
  * reported as this answer's when that failed too (Engine.start).
  */
 export function answers(command: 'docker' | 'podman'): Promise<void> {
+  let answered = asked.get(command);
+  if (!answered) {
+    answered = ask(command);
+    asked.set(command, answered);
+  }
+  return answered;
+}
+
+function ask(command: 'docker' | 'podman'): Promise<void> {
   const args = command === 'docker' ? ['version', '--format', '{{.Server.Version}}'] : ['version'];
   const child = startChild(command, args, { stdin: false });
   child.stdout.resume();

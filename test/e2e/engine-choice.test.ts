@@ -3,7 +3,7 @@
 // ddiff says which engine it loaded into; docker-daemon: and containers-storage: pin the engine.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,17 @@ test('a Docker CLI that cannot start says why once, from every command, not as a
     assert.equal(r.stdout, '', args.join(' '));
   }
   assert.equal(existsSync(out), false, 'no bundle written');
+  // Whether Docker answers is asked once per command, however many inputs name it: the real CLI
+  // behind a script that writes down each call.
+  const bin = join(work, 'logging-bin');
+  const log = join(work, 'docker-calls.log');
+  const real = spawnSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).stdout.trim();
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'docker'), `#!/bin/sh\necho "$1" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  const r = await runCli(['diff', baseTag, appTag, '-o', out], { env: { ...env, PATH: `${bin}:${process.env.PATH}` } });
+  assert.equal(r.code, 125, r.stderr);
+  const calls = readFileSync(log, 'utf8').trim().split('\n');
+  assert.equal(calls.filter((c) => c === 'version').length, 1, `docker calls: ${calls.join(', ')}`);
 });
 
 test('load says which engine it loaded into, and --engine podman is kept to', async (t) => {
