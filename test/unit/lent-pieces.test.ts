@@ -139,7 +139,11 @@ describe('writing lent pieces (writeLent)', () => {
     { name: 'blobs/sha256/a', data: randomBytes(3 * MB + 5) },
     { name: 'manifest.json', data: Buffer.from('[]') },
   ];
-  const outputs: Record<string, (dir: string) => Promise<{ writer: TarOutput; written: () => Promise<Buffer> }>> = {
+  /** `close`: what the output holds open goes (a test that never reads the archive still ends clean). */
+  const outputs: Record<
+    string,
+    (dir: string) => Promise<{ writer: TarOutput; written: () => Promise<Buffer>; close?: () => Promise<void> }>
+  > = {
     'a stream to a file (lends)': async (dir) => {
       const path = join(dir, 'out.tar');
       const file = createWriteStream(path);
@@ -160,6 +164,7 @@ describe('writing lent pieces (writeLent)', () => {
           await handle.close();
           return readFile(path);
         },
+        close: () => handle.close(),
       };
     },
   };
@@ -176,12 +181,14 @@ describe('writing lent pieces (writeLent)', () => {
 
     test(`${what}: more or fewer bytes than the entry's size is an error`, async () => {
       await inTempDir(async (dir) => {
-        const { writer } = await make(dir);
-        await assert.rejects(writer.place('big', 10).writeLent(lender(Buffer.alloc(11), 4)), /at least 1[12] bytes for an entry of 10/);
-        const { writer: other } = await make(dir);
-        await assert.rejects(other.place('small', 10).writeLent(lender(Buffer.alloc(9), 4)), /9 bytes for an entry of 10/);
-        writer.destroy();
-        other.destroy();
+        const one = await make(dir);
+        await assert.rejects(one.writer.place('big', 10).writeLent(lender(Buffer.alloc(11), 4)), /at least 1[12] bytes for an entry of 10/);
+        const other = await make(dir);
+        await assert.rejects(other.writer.place('small', 10).writeLent(lender(Buffer.alloc(9), 4)), /9 bytes for an entry of 10/);
+        for (const { writer, close } of [one, other]) {
+          writer.destroy();
+          await close?.();
+        }
       });
     });
   }
