@@ -5,7 +5,7 @@ import { isRecord } from '../util/json.js';
 /**
  * A bundle is an uncompressed tar: `ddiff-bundle.json` (this metadata) first, then
  * `blobs/sha256/<hex>` for each target config and each layer the base lacks. Layer blobs are
- * compressed (gzip unless they arrived compressed), so the outer tar is not.
+ * compressed (zstd by default, as they arrived when they came compressed), so the outer tar is not.
  */
 const BUNDLE_FORMAT = 'ddiff-bundle';
 /** Bundles without deltas are written as version 1, which older ddiff reads; deltas need 2. */
