@@ -61,8 +61,11 @@ export class EngineError extends DdiffError {
   }
 }
 
+/** The engine does not answer at all (its CLI fails before any image is looked at): said as such, never as a missing image. */
+export class EngineNotAnsweringError extends EngineError {}
+
 /** The engine's CLI is installed but its daemon does not answer: never a silent fall-back to another engine. */
-export class EngineUnreachableError extends EngineError {
+export class EngineUnreachableError extends EngineNotAnsweringError {
   constructor(engine: string, address: string, detail: string) {
     super(`${engine} daemon not reachable at ${address}${detail ? ` (${detail})` : ''}`);
   }

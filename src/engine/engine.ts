@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { EngineError, EngineUnreachableError } from '../errors.js';
+import { EngineError, EngineNotAnsweringError } from '../errors.js';
 import { commandName, engineMessage, unreachable } from './reachability.js';
 import { type Child, startChild } from './child.js';
 import type { Platform } from '../image/image.js';
@@ -93,12 +93,7 @@ export class Engine {
     try {
       images = await this.inspectAll([ref]);
     } catch (error) {
-      // An engine that does not answer failed the call: that is the error, not a missing image.
-      const answers = await this.answered.then(
-        () => true,
-        () => false,
-      );
-      if (error instanceof EngineUnreachableError || !answers) throw error;
+      if (error instanceof EngineNotAnsweringError) throw error;
       throw new EngineError(`${ref}: no such local image in ${this.name} (${(error as Error).message})`, { cause: error });
     }
     if (!images[0]) throw new EngineError(`${ref}: no such local image in ${this.name}`);

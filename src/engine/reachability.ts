@@ -1,6 +1,6 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { EngineError, EngineUnreachableError } from '../errors.js';
+import { EngineError, EngineNotAnsweringError, EngineUnreachableError } from '../errors.js';
 import { startChild } from './child.js';
 
 /** Whether `command` is an executable file in a PATH directory, as spawning it would find it. */
@@ -50,7 +50,7 @@ function ask(command: 'docker' | 'podman'): Promise<void> {
     child.closed.then(({ code }) => {
       if (code === 0) return;
       const stderr = child.stderrText();
-      throw unreachable(command, stderr) ?? new EngineError(`${command} does not answer: ${firstLine(stderr)}`);
+      throw unreachable(command, stderr) ?? new EngineNotAnsweringError(`${command} does not answer: ${firstLine(stderr)}`);
     }),
   ]);
   answered.catch(() => undefined); // asked for by the engine's calls, or not at all
