@@ -1,6 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { EngineError, UsageError } from '../errors.js';
 import { Containerd } from './containerd.js';
+import { DockerApi, localDockerSocket } from './docker-api.js';
+import { DockerEngine } from './docker.js';
 import { Engine, type EngineChoice, isEngineName } from './engine.js';
 import { answers, onPath } from './reachability.js';
 
@@ -16,6 +18,12 @@ function containerdNamespace(choice: EngineChoice): string {
   return listed.stdout.split('\n').includes('k8s.io') ? 'k8s.io' : 'default';
 }
 
+/** Docker through its API when it listens on a local socket, else through its CLI alone. */
+function docker(): Engine {
+  const socket = localDockerSocket();
+  return socket === undefined ? new Engine('docker', answers('docker')) : new DockerEngine(new DockerApi(socket));
+}
+
 /**
  * The engine to use: `--engine`, else `DDIFF_ENGINE`, else Podman when `DDIFF_FORCE_PODMAN=1`
  * (as the original tool had), else Docker when its CLI is installed, else Podman. containerd is
@@ -29,9 +37,10 @@ export function chooseEngine(choice: EngineChoice = {}, noEngineHint = 'pass ima
   if (requested !== undefined && requested !== '') {
     if (!isEngineName(requested)) throw new UsageError(`unknown engine '${requested}' (expected docker, podman or containerd)`);
     if (requested === 'containerd') return new Containerd(containerdNamespace(choice));
-    return new Engine(requested);
+    return requested === 'docker' ? docker() : new Engine(requested);
   }
   if (process.env.DDIFF_FORCE_PODMAN === '1') return new Engine('podman');
-  for (const name of ['docker', 'podman'] as const) if (onPath(name)) return new Engine(name, answers(name));
+  if (onPath('docker')) return docker();
+  if (onPath('podman')) return new Engine('podman', answers('podman'));
   throw new EngineError(`no container engine found (neither docker nor podman is installed); ${noEngineHint}`);
 }

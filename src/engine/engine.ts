@@ -106,15 +106,19 @@ export class Engine {
     const text = (await this.run(['image', 'inspect', '--format', '{{json .}}', ...refs])).trim();
     // Docker prints one JSON object per line; Podman 4.3 takes `{{json .}}` for `--format json`
     // and prints one pretty-printed array.
-    const docs = (
+    return this.fromInspect(
       text.startsWith('[')
         ? (JSON.parse(text) as unknown[])
         : text
             .split('\n')
             .filter(Boolean)
-            .map((l) => JSON.parse(l) as unknown)
-    ).filter(isRecord);
-    return docs.map((doc) => {
+            .map((l) => JSON.parse(l) as unknown),
+    );
+  }
+
+  /** The images `image inspect` describes (the CLI's documents are the API's). */
+  protected fromInspect(docs: unknown[]): EngineImage[] {
+    return docs.filter(isRecord).map((doc) => {
       const rootfs = (isRecord(doc.RootFS) ? doc.RootFS : {}) as { Layers?: unknown[] };
       const id = String(doc.Id ?? '');
       const fullId = id.startsWith('sha256:') ? id : `sha256:${id}`;

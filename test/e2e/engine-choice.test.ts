@@ -8,6 +8,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { DockerApi, localDockerSocket } from '../../src/engine/docker-api.js';
+import { DockerEngine } from '../../src/engine/docker.js';
+import { Engine } from '../../src/engine/engine.js';
 import { fixtureBundle, fixturesDir, runCli } from '../helpers/cli.js';
 import { docker, podman } from './engines.js';
 import { ready } from './support.js';
@@ -108,4 +111,39 @@ test('docker-daemon:REF and containers-storage:REF read from the engine they nam
     assert.equal(image!.source, `${input.startsWith('docker') ? 'docker' : 'podman'}:${appTag}`);
     assert.equal(image!.layers.length, 3);
   }
+});
+
+test('Docker on a local socket: ddiff asks its API what it asked the CLI, and gets the same answers', async (t) => {
+  if (!(await ready(t, [docker]))) return;
+  const socket = localDockerSocket();
+  if (socket === undefined) return t.skip(`DOCKER_HOST ${process.env.DOCKER_HOST} is not a local socket`);
+  docker.track(appTag);
+  docker.track(baseTag);
+  await docker.load(base);
+  await docker.load(app);
+  const api = new DockerEngine(new DockerApi(socket));
+  const cli = new Engine('docker');
+  const appImage = await cli.inspect(appTag);
+  for (const ref of [appTag, baseTag, appImage.id, appImage.id.slice(7, 19), `docker.io/${appTag}`]) {
+    assert.deepEqual(await api.inspect(ref), await cli.inspect(ref), ref);
+  }
+  for (const engine of [api, cli]) {
+    await assert.rejects(
+      engine.inspect('ddiff-fixture/none:1'),
+      /^EngineError: ddiff-fixture\/none:1: no such local image in docker \(.*No such image/,
+    );
+  }
+  assert.deepEqual((await api.imageIds()).sort(), (await cli.imageIds()).sort());
+  assert.equal(await api.hasClassicStore(), await cli.hasClassicStore());
+  // The CLI is left the save (and a load) alone: a script in front of it writes down each call.
+  const bin = join(work, 'api-logging-bin');
+  const log = join(work, 'api-docker-calls.log');
+  const real = spawnSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).stdout.trim();
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'docker'), `#!/bin/sh\necho "$1" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  const r = await runCli(['diff', baseTag, appTag, '-o', join(work, 'api.ddiff')], {
+    env: { ...AUTO, PATH: `${bin}:${process.env.PATH}` },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['save']);
 });

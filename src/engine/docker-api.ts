@@ -1,0 +1,112 @@
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { EngineError, EngineNotAnsweringError, EngineUnreachableError } from '../errors.js';
+import { isRecord } from '../util/json.js';
+
+/** Where the Docker daemon listens when nothing says otherwise (the CLI's and the API client's default). */
+const DEFAULT_SOCKET = '/var/run/docker.sock';
+
+/** The CLI's current context from its config file ($DOCKER_CONFIG/config.json), or undefined. */
+function configuredContext(env: NodeJS.ProcessEnv): string | undefined {
+  const dir = env.DOCKER_CONFIG || join(homedir(), '.docker');
+  try {
+    const config: unknown = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    return isRecord(config) && typeof config.currentContext === 'string' ? config.currentContext : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The daemon's unix socket, when the Docker CLI would talk to one on this host: DOCKER_HOST
+ * `unix://PATH`, or no DOCKER_HOST and the default context. Anything else (tcp with TLS, ssh, a
+ * named context) is left to the CLI, which knows how to reach it: undefined.
+ */
+export function localDockerSocket(env: NodeJS.ProcessEnv = process.env, context = configuredContext): string | undefined {
+  const host = env.DOCKER_HOST;
+  if (host) return host.startsWith('unix://') && host.length > 'unix://'.length ? host.slice('unix://'.length) : undefined;
+  const named = env.DOCKER_CONTEXT || context(env);
+  if (named && named !== 'default') return undefined;
+  return DEFAULT_SOCKET;
+}
+
+/** An answer of the Engine API: its status and body. */
+interface ApiResponse {
+  status: number;
+  body: string;
+}
+
+/** The daemon's `{"message": …}`, else its body as it came. */
+function daemonMessage(body: string): string {
+  try {
+    const doc: unknown = JSON.parse(body);
+    if (isRecord(doc) && typeof doc.message === 'string') return doc.message;
+  } catch {}
+  return body.trim().slice(0, 1000) || 'no reason given';
+}
+
+/**
+ * The Docker Engine API on a local socket, for the questions ddiff asks before it saves or
+ * loads (version, image inspect, info, image list): one HTTP request each, where a CLI call
+ * costs a Go process (0.3-0.5 s on a busy 2-core host, in series with the load). Saves and loads
+ * stay with the CLI, which streams them as users know them.
+ */
+export class DockerApi {
+  constructor(readonly socket: string) {}
+
+  /** `unix:///…`, as the CLI names the daemon. */
+  get address(): string {
+    return `unix://${this.socket}`;
+  }
+
+  private send(path: string): Promise<ApiResponse> {
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socket, path, method: 'GET', headers: { Host: 'docker' }, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (text: string) => (body += text));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      });
+      req.on('error', (error: NodeJS.ErrnoException) => reject(this.connectionError(error)));
+      req.end();
+    });
+  }
+
+  /** Connecting failed: said as the CLI says it (EngineUnreachableError), else as not answering. */
+  private connectionError(error: NodeJS.ErrnoException): Error {
+    if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED')
+      return new EngineUnreachableError('docker', this.address, 'is it running? start it, or pass --engine podman');
+    if (error.code === 'EACCES')
+      return new EngineUnreachableError(
+        'docker',
+        this.address,
+        'permission denied: run as a member of the docker group, or pass --engine podman',
+      );
+    return new EngineNotAnsweringError(`docker does not answer at ${this.address}: ${error.message}`, { cause: error });
+  }
+
+  /** Resolves once the daemon answers `/_ping`; rejects with why it does not. */
+  async ping(): Promise<void> {
+    const { status, body } = await this.send('/_ping');
+    if (status !== 200) throw new EngineNotAnsweringError(`docker does not answer at ${this.address}: ${status} ${daemonMessage(body)}`);
+  }
+
+  /** GET of a JSON document; a refusal is an EngineError saying `what` failed, with the daemon's message. */
+  async getJson(path: string, what: string): Promise<unknown> {
+    const { status, body } = await this.send(path);
+    if (status !== 200) throw new EngineError(`${what} failed: ${daemonMessage(body)}`);
+    try {
+      return JSON.parse(body) as unknown;
+    } catch (error) {
+      throw new EngineError(`${what}: the daemon's answer is not JSON`, { cause: error });
+    }
+  }
+}
+
+/** A reference as one path segment of the API (`/images/{name}/json` takes slashes and colons as they are). */
+export function imagePath(ref: string): string {
+  return `/images/${encodeURIComponent(ref).replace(/%2F/g, '/').replace(/%3A/gi, ':').replace(/%40/g, '@')}/json`;
+}
