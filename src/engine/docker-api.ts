@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EngineError, EngineNotAnsweringError, EngineUnreachableError } from '../errors.js';
 import { isRecord } from '../util/json.js';
+import { httpRequest } from '../util/node-http.js';
 
 /** Where the Docker daemon listens when nothing says otherwise (the CLI's and the API client's default). */
 const DEFAULT_SOCKET = '/var/run/docker.sock';
@@ -63,7 +63,7 @@ export class DockerApi {
 
   private send(path: string): Promise<ApiResponse> {
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socket, path, method: 'GET', headers: { Host: 'docker' }, agent: false }, (res) => {
+      const req = httpRequest({ socketPath: this.socket, path, method: 'GET', headers: { Host: 'docker' }, agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (text: string) => (body += text));

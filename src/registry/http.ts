@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { isRecord } from '../util/json.js';
+import { HttpsAgent, httpRequest, httpsRequest } from '../util/node-http.js';
 
 /** JSON documents (manifests, configs, token answers, error bodies) longer than this are refused. */
 const MAX_DOCUMENT = 8 << 20;
@@ -25,14 +26,8 @@ export interface HttpRequest {
   insecure?: boolean;
 }
 
-// Not `import … from 'node:http'`: an ES import of node:http evaluates every export, and its
-// lazy WebSocket/EventSource getters load undici, 50 ms of every command's start-up (measured
-// in a profile of `ddiff load`), registry or not.
-const { request: httpRequest } = process.getBuiltinModule('node:http');
-const { Agent, request: httpsRequest } = process.getBuiltinModule('node:https');
-
-const insecureAgent = new Agent({ rejectUnauthorized: false, keepAlive: true });
-const secureAgent = new Agent({ keepAlive: true });
+const insecureAgent = new HttpsAgent({ rejectUnauthorized: false, keepAlive: true });
+const secureAgent = new HttpsAgent({ keepAlive: true });
 
 function collect(message: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {

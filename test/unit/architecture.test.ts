@@ -70,3 +70,12 @@ test('every export of src/ is imported somewhere (src, test or bench)', () => {
   }
   assert.deepEqual(dead, []);
 });
+
+test('node:http and node:https are reached through util/node-http.ts, never imported as values', () => {
+  // An ES import of either loads undici on every command's start-up (see that module).
+  const offenders = files.filter((f) => /^import\s+(?!type\b)[^;]*from\s+'node:https?'/m.test(text.get(f)!));
+  assert.deepEqual(
+    offenders.map((f) => relative(srcDir, f)),
+    [],
+  );
+});
