@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { EngineError, EngineNotAnsweringError, EngineUnreachableError } from '../errors.js';
+import { EngineError, EngineNotAnsweringError } from '../errors.js';
 import { isRecord } from '../util/json.js';
 import { httpRequest } from '../util/node-http.js';
+import { dockerUnreachable } from './reachability.js';
 
 /** Where the Docker daemon listens when nothing says otherwise (the CLI's and the API client's default). */
 const DEFAULT_SOCKET = '/var/run/docker.sock';
@@ -77,14 +78,8 @@ export class DockerApi {
 
   /** Connecting failed: said as the CLI says it (EngineUnreachableError), else as not answering. */
   private connectionError(error: NodeJS.ErrnoException): Error {
-    if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED')
-      return new EngineUnreachableError('docker', this.address, 'is it running? start it, or pass --engine podman');
-    if (error.code === 'EACCES')
-      return new EngineUnreachableError(
-        'docker',
-        this.address,
-        'permission denied: run as a member of the docker group, or pass --engine podman',
-      );
+    if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') return dockerUnreachable(this.address, 'down');
+    if (error.code === 'EACCES') return dockerUnreachable(this.address, 'denied');
     return new EngineNotAnsweringError(`docker does not answer at ${this.address}: ${error.message}`, { cause: error });
   }
 

@@ -1,19 +1,7 @@
 import { type DockerApi, imagePath } from './docker-api.js';
 import { Engine, type EngineImage } from './engine.js';
+import { askedOnce } from './reachability.js';
 import { isRecord } from '../util/json.js';
-
-/** Each daemon is pinged once per process, however many inputs choose it. */
-const pinged = new Map<string, Promise<void>>();
-
-function ping(api: DockerApi): Promise<void> {
-  let answered = pinged.get(api.socket);
-  if (!answered) {
-    answered = api.ping();
-    answered.catch(() => undefined); // asked for by the engine's calls, or not at all
-    pinged.set(api.socket, answered);
-  }
-  return answered;
-}
 
 /**
  * Docker on a local socket: what ddiff asks of the daemon goes to its Engine API (as skopeo's
@@ -23,7 +11,11 @@ export class DockerEngine extends Engine {
   private info: Promise<unknown> | undefined;
 
   constructor(private readonly api: DockerApi) {
-    super('docker', ping(api));
+    // Pinged once per process per socket, however many inputs choose it.
+    super(
+      'docker',
+      askedOnce(api.address, () => api.ping()),
+    );
   }
 
   override async inspectAll(refs: string[]): Promise<EngineImage[]> {

@@ -21,8 +21,19 @@ function firstLine(stderr: string): string {
   return stderr.trim().split('\n')[0] || 'no reason given';
 }
 
-/** Each engine is asked once per process, however many inputs choose it. */
-const asked = new Map<'docker' | 'podman', Promise<void>>();
+/** Each engine (by CLI, or by socket) is asked once per process, however many inputs choose it. */
+const asked = new Map<string, Promise<void>>();
+
+/** `ask()`'s answer for `key`, asked the first time only; a rejection waits for whoever asks for it. */
+export function askedOnce(key: string, ask: () => Promise<void>): Promise<void> {
+  let answered = asked.get(key);
+  if (!answered) {
+    answered = ask();
+    answered.catch(() => undefined); // asked for by the engine's calls, or not at all
+    asked.set(key, answered);
+  }
+  return answered;
+}
 
 /**
  * Runs `CLI version` beside whatever comes next: resolves when the engine (Docker's daemon, or
@@ -31,12 +42,7 @@ const asked = new Map<'docker' | 'podman', Promise<void>>();
  * reported as this answer's when that failed too (Engine.start).
  */
 export function answers(command: 'docker' | 'podman'): Promise<void> {
-  let answered = asked.get(command);
-  if (!answered) {
-    answered = ask(command);
-    asked.set(command, answered);
-  }
-  return answered;
+  return askedOnce(command, () => ask(command));
 }
 
 function ask(command: 'docker' | 'podman'): Promise<void> {
@@ -53,7 +59,6 @@ function ask(command: 'docker' | 'podman'): Promise<void> {
       throw unreachable(command, stderr) ?? new EngineNotAnsweringError(`${command} does not answer: ${firstLine(stderr)}`);
     }),
   ]);
-  answered.catch(() => undefined); // asked for by the engine's calls, or not at all
   return answered;
 }
 
@@ -83,9 +88,17 @@ export function commandName(name: string, args: string[]): string {
 export function unreachable(name: string, stderr: string): EngineError | undefined {
   if (name !== 'docker') return undefined;
   const down = /Cannot connect to the Docker daemon at (\S+?)\.? Is the docker daemon running/.exec(stderr);
-  if (down) return new EngineUnreachableError(name, down[1]!, 'is it running? start it, or pass --engine podman');
+  if (down) return dockerUnreachable(down[1]!, 'down');
   const denied = /permission denied while trying to connect to the docker daemon socket at (\S+?):/i.exec(stderr);
-  if (denied)
-    return new EngineUnreachableError(name, denied[1]!, 'permission denied: run as a member of the docker group, or pass --engine podman');
+  if (denied) return dockerUnreachable(denied[1]!, 'denied');
   return undefined;
+}
+
+/** The Docker daemon at `address` is not there (`down`) or refuses this user (`denied`), and what to do. */
+export function dockerUnreachable(address: string, why: 'down' | 'denied'): EngineUnreachableError {
+  const hint =
+    why === 'down'
+      ? 'is it running? start it, or pass --engine podman'
+      : 'permission denied: run as a member of the docker group, or pass --engine podman';
+  return new EngineUnreachableError('docker', address, hint);
 }
