@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { EngineError, EngineNotAnsweringError } from '../errors.js';
-import { commandName, engineMessage, unreachable } from './reachability.js';
+import { cannotStart, commandName, engineMessage, unreachable } from './reachability.js';
 import { type Child, startChild } from './child.js';
 import type { Platform } from '../image/image.js';
 import type { BlobDescriptor } from '../image/layer.js';
@@ -56,7 +56,7 @@ export class Engine {
     const child = startChild(command, fullArgs, options);
     const exit = Promise.race([
       child.spawnError.then((error) => {
-        throw new EngineError(`${command} could not be started: ${error.message}`, { cause: error });
+        throw cannotStart(command, error);
       }),
       child.closed.then(async ({ code, signal }) => {
         if (code === 0) return;

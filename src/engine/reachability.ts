@@ -49,9 +49,9 @@ function ask(command: 'docker' | 'podman'): Promise<void> {
   const args = command === 'docker' ? ['version', '--format', '{{.Server.Version}}'] : ['version'];
   const child = startChild(command, args, { stdin: false });
   child.stdout.resume();
-  const answered = Promise.race([
+  return Promise.race([
     child.spawnError.then((error) => {
-      throw new EngineError(`${command} could not be started: ${error.message}`, { cause: error });
+      throw cannotStart(command, error);
     }),
     child.closed.then(({ code }) => {
       if (code === 0) return;
@@ -59,7 +59,11 @@ function ask(command: 'docker' | 'podman'): Promise<void> {
       throw unreachable(command, stderr) ?? new EngineNotAnsweringError(`${command} does not answer: ${firstLine(stderr)}`);
     }),
   ]);
-  return answered;
+}
+
+/** The engine's CLI could not be run at all (not found, not executable). */
+export function cannotStart(command: string, error: Error): EngineError {
+  return new EngineError(`${command} could not be started: ${error.message}`, { cause: error });
 }
 
 /**
