@@ -36,7 +36,7 @@ export abstract class FileRangeCatalog extends Catalog {
     return detectCompression(await this.readRange(entry, Math.min(6, entry.size)));
   }
 
-  override location(name: string): FileRange {
+  override location(name: string): FileRange | undefined {
     return this.rangeOf(this.require(name));
   }
 

@@ -165,7 +165,9 @@ export async function diffAgainst(
     // The first target's save (most of a diff by reference) starts beside the base's inspect.
     const described: DescribedBase | Promise<DescribedBase> =
       base === undefined ? SCRATCH_BASE : typeof base === 'string' ? describeBase(base, options) : base;
-    const first = openTarget(targets[0]!, spool.path, options);
+    const baseHas = Promise.resolve(described).then((b) => b.diffIds);
+    baseHas.catch(() => undefined); // the base's own failure is reported below, not as unhandled
+    const first = openTarget(targets[0]!, spool.path, options, baseHas);
     const [baseResult, firstResult] = await Promise.allSettled([described, first]);
     if (baseResult.status === 'rejected') throw baseResult.reason;
     if (firstResult.status === 'rejected') throw firstResult.reason;
@@ -175,7 +177,7 @@ export async function diffAgainst(
     const engines = new Set<string>();
     for (const [n, target] of targets.entries()) {
       const before = chosen.length;
-      const { catalog, image: named, engine } = n === 0 ? firstResult.value : await openTarget(target, spool.path, options);
+      const { catalog, image: named, engine } = n === 0 ? firstResult.value : await openTarget(target, spool.path, options, baseHas);
       if (engine) engines.add(engine);
       const { images } = await readImages(catalog);
       if (images.length === 0) throw catalog.fail('holds no images');

@@ -8,6 +8,7 @@ import { inspectRegistryImage, type RegistryOptions } from '../registry/connect.
 import { isRegistryReference, REGISTRY_PREFIX } from '../registry/remote-image.js';
 import { ArchiveError, UsageError } from '../errors.js';
 import type { Image } from '../image/image.js';
+import type { Digest } from '../util/digest.js';
 
 export interface InputOptions extends EngineChoice, RegistryOptions {}
 
@@ -117,11 +118,15 @@ export async function resolveInput(input: string, options: InputOptions & { veri
   return { kind: 'engine', source: `${engine.name}:${spec.ref}`, engine, ref: spec.ref, image, images: [] };
 }
 
-/** Opens a target so its layer bytes can be read: archives as they are, references via `save`. */
+/**
+ * Opens a target so its layer bytes can be read: archives as they are, references via `save`,
+ * which may leave out the layers in `baseHas` (a diff does not read them; have-lists read all).
+ */
 export async function openTarget(
   input: string,
   spoolDir: string,
   options: InputOptions,
+  baseHas: Promise<ReadonlySet<Digest>> = Promise.resolve(new Set()),
 ): Promise<{ catalog: Catalog; image?: string; engine?: string }> {
   const spec = await classifyInput(input);
   if (spec.kind === 'archive') {
@@ -134,10 +139,12 @@ export async function openTarget(
     );
   }
   const engine = engineFor(spec, options);
-  const file = `${spoolDir}/target-${Date.now()}.tar`;
+  const inspect = engine.inspect(spec.ref);
+  const passOver = Promise.all([inspect, baseHas]).then(([image, has]) => ({ diffIds: image.diffIds, baseHas: has }));
+  passOver.catch(() => undefined); // reported by whoever awaits the inspect and the base
   // Side by side; for a missing image the inspect's error is the clear one, the save's the engine's own.
-  const [inspected, saved] = await Promise.allSettled([engine.inspect(spec.ref), engine.save([spec.ref], file)]);
+  const [inspected, saved] = await Promise.allSettled([inspect, engine.saveToRead(spec.ref, spoolDir, passOver)]);
   if (inspected.status === 'rejected') throw inspected.reason;
   if (saved.status === 'rejected') throw saved.reason;
-  return { catalog: await openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${spec.ref}`), engine: engine.name };
+  return { catalog: saved.value, engine: engine.name };
 }

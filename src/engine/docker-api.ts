@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { EngineError, EngineNotAnsweringError } from '../errors.js';
 import { isRecord } from '../util/json.js';
 import { httpRequest } from '../util/node-http.js';
+import { BrokenOffError, type BodySink, streamGet } from './api-stream.js';
 import { dockerUnreachable } from './reachability.js';
 
 /** Where the Docker daemon listens when nothing says otherwise (the CLI's and the API client's default). */
@@ -98,6 +99,22 @@ export class DockerApi {
     } catch (error) {
       throw new EngineError(`${what}: the daemon's answer is not JSON`, { cause: error });
     }
+  }
+
+  /**
+   * GET of a stream (an image save), its body passed to `sink` as it arrives; a refusal, or an
+   * answer that stops short, is an EngineError saying `what` failed.
+   */
+  async stream(path: string, sink: BodySink, what: string): Promise<void> {
+    let answer;
+    try {
+      answer = await streamGet(this.socket, path, sink);
+    } catch (error) {
+      if (error instanceof BrokenOffError) throw new EngineError(`${what} failed: ${error.message}`, { cause: error });
+      const code = (error as NodeJS.ErrnoException).code;
+      throw code && (error as NodeJS.ErrnoException).syscall === 'connect' ? this.connectionError(error as NodeJS.ErrnoException) : error;
+    }
+    if (answer.status !== 200) throw new EngineError(`${what} failed: ${daemonMessage(answer.body)}`);
   }
 }
 

@@ -1,4 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
+import type { Catalog } from '../archive/catalog.js';
+import { openSeekableArchive } from '../archive/open.js';
+import type { PassOver } from './spool-save.js';
 import { EngineError, EngineNotAnsweringError } from '../errors.js';
 import { cannotStart, commandName, engineMessage, unreachable } from './reachability.js';
 import { type Child, startChild } from './child.js';
@@ -147,6 +150,13 @@ export class Engine {
     if (this.name === 'podman' && refs.length > 1) args.push('--multi-image-archive');
     if (this.name === 'podman') args.push('--format', 'docker-archive');
     await this.run([...args, ...refs]);
+  }
+
+  /** Saves `ref` whole into a file under `spoolDir` to read its layers (docker.ts leaves out `passOver`'s). */
+  async saveToRead(ref: string, spoolDir: string, _passOver: Promise<PassOver>): Promise<Catalog> {
+    const file = `${spoolDir}/target-${Date.now()}.tar`;
+    await this.save([ref], file);
+    return openSeekableArchive(file, spoolDir, process.stdin, `${this.name} save ${ref}`);
   }
 
   /**

@@ -2,7 +2,7 @@ import { TarFormatError } from '../errors.js';
 import { open } from 'node:fs/promises';
 import { readAt } from '../util/read-at.js';
 import { TarTruncatedError } from '../errors.js';
-import { BLOCK, decodeHeader, decodePax, isZeroBlock, paddedSize, type EntryType } from './header.js';
+import { BLOCK, decodeHeader, EntryMeta, isZeroBlock, MAX_META_RECORD, paddedSize, type EntryType } from './header.js';
 
 /** An entry of a tar file: where its data starts and how long it is. */
 interface TarEntry {
@@ -14,9 +14,6 @@ interface TarEntry {
   linkname: string;
 }
 
-/** Metadata records (PAX, GNU long names) larger than this are refused as hostile. */
-const MAX_META_RECORD = 1 << 20;
-
 /**
  * Lists a tar file's entries by reading only their headers and seeking over their data, so
  * the cost does not depend on layer sizes.
@@ -27,14 +24,10 @@ export async function indexTarFile(path: string): Promise<TarEntry[]> {
     const { size: fileSize } = await handle.stat();
     const entries: TarEntry[] = [];
     let position = 0;
-    let pax: Record<string, string> = {};
-    let longName: string | undefined;
-    let longLink: string | undefined;
+    const meta = new EntryMeta();
     for (;;) {
       if (position >= fileSize) {
-        if (longName !== undefined || Object.keys(pax).length > 0) {
-          throw new TarTruncatedError('archive ends inside an entry');
-        }
+        if (meta.pending) throw new TarTruncatedError('archive ends inside an entry');
         return entries; // no end-of-archive blocks: accepted, as GNU tar and docker do
       }
       const block = await readAt(handle, BLOCK, position);
@@ -49,8 +42,8 @@ export async function indexTarFile(path: string): Promise<TarEntry[]> {
         }
         throw error;
       }
-      const isMeta = header.flag === 'x' || header.flag === 'g' || header.flag === 'L' || header.flag === 'K';
-      const size = !isMeta && pax.size !== undefined ? Number(pax.size) : header.size;
+      const isMeta = EntryMeta.isMeta(header);
+      const size = meta.sizeOf(header);
       const dataOffset = position + BLOCK;
       if (!Number.isSafeInteger(size) || size < 0) throw new TarFormatError(`entry '${header.name}' has a bad size`);
       if (dataOffset + size > fileSize) {
@@ -61,22 +54,10 @@ export async function indexTarFile(path: string): Promise<TarEntry[]> {
       position = dataOffset + paddedSize(size);
       if (isMeta) {
         if (header.size > MAX_META_RECORD) throw new TarFormatError(`metadata record of ${header.size} bytes`);
-        const data = await readAt(handle, header.size, dataOffset);
-        if (header.flag === 'x') pax = { ...pax, ...decodePax(data) };
-        else if (header.flag === 'L') longName = data.toString('utf8').replace(/\0+$/, '');
-        else if (header.flag === 'K') longLink = data.toString('utf8').replace(/\0+$/, '');
-        continue; // global PAX headers ('g') carry nothing ddiff needs
+        meta.absorb(header, await readAt(handle, header.size, dataOffset));
+        continue;
       }
-      entries.push({
-        name: pax.path ?? longName ?? header.name,
-        type: header.type,
-        size,
-        offset: dataOffset,
-        linkname: pax.linkpath ?? longLink ?? header.linkname,
-      });
-      pax = {};
-      longName = undefined;
-      longLink = undefined;
+      entries.push({ ...meta.take(header), type: header.type, size, offset: dataOffset });
     }
   } finally {
     await handle.close();

@@ -107,6 +107,48 @@ export function decodePax(data: Buffer): Record<string, string> {
   return records;
 }
 
+/** Metadata records (PAX, GNU long names) larger than this are refused as hostile. */
+export const MAX_META_RECORD = 1 << 20;
+
+/**
+ * The metadata records (PAX `x`, GNU `L`/`K`) that precede an entry and rename or resize it;
+ * global PAX records (`g`) carry nothing ddiff needs.
+ */
+export class EntryMeta {
+  private pax: Record<string, string> = {};
+  private longName: string | undefined;
+  private longLink: string | undefined;
+
+  static isMeta(header: RawHeader): boolean {
+    return header.flag === 'x' || header.flag === 'g' || header.flag === 'L' || header.flag === 'K';
+  }
+
+  /** Whether records are waiting for their entry. */
+  get pending(): boolean {
+    return this.longName !== undefined || this.longLink !== undefined || Object.keys(this.pax).length > 0;
+  }
+
+  /** The data size of the entry `header` starts, PAX's size first. */
+  sizeOf(header: RawHeader): number {
+    return !EntryMeta.isMeta(header) && this.pax.size !== undefined ? Number(this.pax.size) : header.size;
+  }
+
+  absorb(header: RawHeader, data: Buffer): void {
+    if (header.flag === 'x') this.pax = { ...this.pax, ...decodePax(data) };
+    else if (header.flag === 'L') this.longName = data.toString('utf8').replace(/\0+$/, '');
+    else if (header.flag === 'K') this.longLink = data.toString('utf8').replace(/\0+$/, '');
+  }
+
+  /** The entry `header` starts, as its records name it; the records are then used up. */
+  take(header: RawHeader): { name: string; linkname: string } {
+    const taken = { name: this.pax.path ?? this.longName ?? header.name, linkname: this.pax.linkpath ?? this.longLink ?? header.linkname };
+    this.pax = {};
+    this.longName = undefined;
+    this.longLink = undefined;
+    return taken;
+  }
+}
+
 export function paddedSize(size: number): number {
   return Math.ceil(size / BLOCK) * BLOCK;
 }

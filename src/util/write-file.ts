@@ -61,7 +61,8 @@ export async function writePieces(path: string, produce: PieceProducer): Promise
   }
 }
 
-async function writeAll(file: FileHandle, bytes: Buffer, position: number): Promise<void> {
+/** Writes all of `bytes` at `position` (a write may take fewer). */
+export async function writeAll(file: FileHandle, bytes: Buffer, position: number): Promise<void> {
   for (let done = 0; done < bytes.length; ) {
     const { bytesWritten } = await file.write(bytes, done, bytes.length - done, position + done);
     if (bytesWritten === 0) throw new Error(`the file took no bytes`);

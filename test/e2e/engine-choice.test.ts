@@ -113,7 +113,7 @@ test('docker-daemon:REF and containers-storage:REF read from the engine they nam
   }
 });
 
-test('Docker on a local socket: ddiff asks its API what it asked the CLI, and gets the same answers', async (t) => {
+test('Docker on a local socket: ddiff asks its API what it asked the CLI, gets the same answers, and the same bundle from its save', async (t) => {
   if (!(await ready(t, [docker]))) return;
   const socket = localDockerSocket();
   if (socket === undefined) return t.skip(`DOCKER_HOST ${process.env.DOCKER_HOST} is not a local socket`);
@@ -135,15 +135,38 @@ test('Docker on a local socket: ddiff asks its API what it asked the CLI, and ge
   }
   assert.deepEqual((await api.imageIds()).sort(), (await cli.imageIds()).sort());
   assert.equal(await api.hasClassicStore(), await cli.hasClassicStore());
-  // The CLI is left the save (and a load) alone: a script in front of it writes down each call.
+  // The CLI is left the load alone (a diff by reference reads the target's save from the API
+  // too): a script in front of it writes down each call.
   const bin = join(work, 'api-logging-bin');
   const log = join(work, 'api-docker-calls.log');
   const real = spawnSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).stdout.trim();
   mkdirSync(bin, { recursive: true });
   writeFileSync(join(bin, 'docker'), `#!/bin/sh\necho "$1" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
-  const r = await runCli(['diff', baseTag, appTag, '-o', join(work, 'api.ddiff')], {
-    env: { ...AUTO, PATH: `${bin}:${process.env.PATH}` },
-  });
+  const logged = { ...AUTO, PATH: `${bin}:${process.env.PATH}` };
+  const r = await runCli(['diff', baseTag, appTag, '-o', join(work, 'api.ddiff')], { env: logged });
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['save']);
+  assert.equal(existsSync(log), false, 'no docker CLI call for a diff by reference');
+  const loaded = await runCli(['load', join(work, 'api.ddiff')], { env: logged });
+  assert.equal(loaded.code, 0, loaded.stderr);
+  assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['load']);
+  // The same diff through the CLI's save (a named context, as for a remote daemon): the same bundle, byte for byte.
+  const config = join(work, 'docker-config');
+  const contextEnv = { ...process.env, DOCKER_CONFIG: config, DOCKER_HOST: '' };
+  const made = spawnSync('docker', ['context', 'create', 'same', '--docker', `host=unix://${socket}`], {
+    env: contextEnv,
+    encoding: 'utf8',
+  });
+  assert.equal(made.status, 0, made.stderr);
+  const viaCli = await runCli(['diff', baseTag, appTag, '-o', join(work, 'cli.ddiff')], {
+    env: { ...AUTO, PATH: `${bin}:${process.env.PATH}`, DOCKER_CONFIG: config, DOCKER_CONTEXT: 'same', DOCKER_HOST: '' },
+  });
+  assert.equal(viaCli.code, 0, viaCli.stderr);
+  assert.ok(readFileSync(log, 'utf8').includes('save'), 'the named context went through the CLI');
+  // The same bundle either way: every layer, blob and digest (only the name and creation time differ).
+  const described = async (bundle: string) => {
+    const shown = await runCli(['inspect', '--json', join(work, bundle)]);
+    assert.equal(shown.code, 0, shown.stderr);
+    return { ...(JSON.parse(shown.stdout) as object), bundle: undefined };
+  };
+  assert.deepEqual(await described('cli.ddiff'), await described('api.ddiff'));
 });

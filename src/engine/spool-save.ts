@@ -1,0 +1,109 @@
+import { SpoolCatalog } from '../archive/spool-catalog.js';
+import { ArchiveError, TarFormatError, TarTruncatedError } from '../errors.js';
+import { chainIds, layerOfV1Json } from '../image/v1-id.js';
+import { normalizeEntryName } from '../tar/names.js';
+import { type EntryBody, type PushedEntry, TarPushReader } from '../tar/push-reader.js';
+import type { Digest } from '../util/digest.js';
+import { SpoolFile } from '../util/spool-file.js';
+import type { BodySink } from './api-stream.js';
+
+/** What tells a target's save which layers need not be kept: its diffIDs, and those the base has. */
+export interface PassOver {
+  diffIds: readonly Digest[];
+  baseHas: ReadonlySet<Digest>;
+}
+
+/** Bytes enough to tell a compression by its magic. */
+const HEAD = 6;
+
+/**
+ * The diffID a save-stream entry holds, told by its name before its bytes arrive: `blobs/sha256/
+ * <diffID>` (Docker ≥ 25), `<diffID>.tar` (Podman), or `<v1id>/layer.tar` (Docker ≤ 24), whose
+ * v1 ID is checked against the directory's `json` (v1-id.ts). Undefined when the name proves
+ * nothing: such entries are kept.
+ */
+class LayerNames {
+  private readonly chain: Digest[];
+  private readonly v1Json = new Map<string, Buffer[]>();
+
+  constructor(private readonly diffIds: readonly Digest[]) {
+    this.chain = chainIds(diffIds);
+  }
+
+  /** The body of a `<v1id>/json` entry, for its `layer.tar` to be told by. */
+  v1JsonSink(name: string): ((view: Buffer) => void) | undefined {
+    const dir = /^([0-9a-f]{64})\/json$/.exec(name)?.[1];
+    if (!dir) return undefined;
+    const parts: Buffer[] = [];
+    this.v1Json.set(dir, parts);
+    return (view) => void parts.push(Buffer.from(view));
+  }
+
+  diffIdOf(name: string): Digest | undefined {
+    const named = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name)?.[1] ?? /^([0-9a-f]{64})\.tar$/.exec(name)?.[1];
+    if (named) return `sha256:${named}`;
+    const dir = /^([0-9a-f]{64})\/layer\.tar$/.exec(name)?.[1];
+    const json = dir && this.v1Json.get(dir);
+    if (!dir || !json) return undefined;
+    const index = layerOfV1Json(dir, Buffer.concat(json).toString('utf8'), this.chain);
+    return index === undefined ? undefined : this.diffIds[index];
+  }
+}
+
+/**
+ * Reads an engine's save stream (a docker-archive) into a spool file under `path`, keeping every
+ * entry but the layers the base already has: a diff never reads those, and spooling them cost
+ * the page cache a gigabyte for the large real pair. `passOver` is awaited before the first
+ * entry is read. Errors in the stream are ArchiveErrors naming `source`.
+ */
+export async function spoolSave(
+  stream: (sink: BodySink) => Promise<void>,
+  path: string,
+  source: string,
+  passOver: Promise<PassOver>,
+): Promise<SpoolCatalog> {
+  const catalog = new SpoolCatalog(source, path);
+  const spool = await SpoolFile.create(path);
+  let names: LayerNames | undefined;
+  let baseHas: ReadonlySet<Digest> = new Set();
+  const onEntry = (entry: PushedEntry): EntryBody => {
+    const name = normalizeEntryName(entry.name);
+    const diffId = entry.type === 'file' ? names!.diffIdOf(name) : undefined;
+    if (diffId !== undefined && baseHas.has(diffId)) {
+      const head = Buffer.alloc(HEAD);
+      let filled = 0;
+      catalog.passOver(entry, () => head.subarray(0, filled));
+      return (view: Buffer) => {
+        if (filled < HEAD) filled += view.copy(head, filled, 0, HEAD - filled);
+        return undefined;
+      };
+    }
+    catalog.keep(entry, spool.size);
+    const json = names!.v1JsonSink(name);
+    return (view: Buffer) => {
+      json?.(view);
+      return spool.append(view);
+    };
+  };
+  const reader = new TarPushReader(onEntry);
+  const sink: BodySink = (view) => {
+    if (names) return reader.push(view);
+    return passOver.then((known) => {
+      names = new LayerNames(known.diffIds);
+      baseHas = known.baseHas;
+      return reader.push(view);
+    });
+  };
+  try {
+    await stream(sink);
+    reader.end();
+    await spool.finish();
+  } catch (error) {
+    await spool.abandon();
+    if (error instanceof TarFormatError || error instanceof TarTruncatedError) {
+      throw new ArchiveError(source, `cannot read the archive stream: ${error.message}`, { cause: error });
+    }
+    throw error;
+  }
+  return catalog;
+}
