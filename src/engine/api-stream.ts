@@ -82,8 +82,10 @@ export function streamGet(socketPath: string, path: string, sink: BodySink): Pro
           const wait = take > 0 ? deliver(data.subarray(offset, offset + take)) : undefined;
           offset += take;
           body.left -= take;
-          if (body.framing === 'length' && body.left === 0) finish();
-          if (wait) return wait.then(() => feed(data.subarray(offset)));
+          // A sized body ends with its last byte, but only once the sink is done with it.
+          const ended = body.framing === 'length' && body.left === 0;
+          if (wait) return wait.then(() => (ended ? finish() : feed(data.subarray(offset))));
+          if (ended) finish();
           continue;
         }
         // Chunked framing: a size line, its data and CRLF; size 0 then trailers up to an empty line.
@@ -137,5 +139,7 @@ function parseHead(text: string): Body {
   const header = (name: string) => new RegExp(`^${name}:[ \\t]*(.*?)[ \\t]*$`, 'im').exec(text)?.[1];
   if (/chunked/i.test(header('transfer-encoding') ?? '')) return { framing: 'chunked', left: 0, line: '', trailer: false };
   const length = header('content-length');
-  return length === undefined ? { framing: 'close' } : { framing: 'length', left: Number(length) };
+  if (length === undefined) return { framing: 'close' };
+  if (!/^\d+$/.test(length)) throw new Error(`bad Content-Length '${length.slice(0, 20)}'`);
+  return { framing: 'length', left: Number(length) };
 }

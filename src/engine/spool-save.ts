@@ -1,5 +1,5 @@
 import { SpoolCatalog } from '../archive/spool-catalog.js';
-import { ArchiveError, TarFormatError, TarTruncatedError } from '../errors.js';
+import { ArchiveError, TarFormatError, TarTruncatedError, UnsafePathError } from '../errors.js';
 import { chainIds, layerOfV1Json } from '../image/v1-id.js';
 import { normalizeEntryName } from '../tar/names.js';
 import { type EntryBody, type PushedEntry, TarPushReader } from '../tar/push-reader.js';
@@ -100,7 +100,7 @@ export async function spoolSave(
     await spool.finish();
   } catch (error) {
     await spool.abandon();
-    if (error instanceof TarFormatError || error instanceof TarTruncatedError) {
+    if (error instanceof TarFormatError || error instanceof TarTruncatedError || error instanceof UnsafePathError) {
       throw new ArchiveError(source, `cannot read the archive stream: ${error.message}`, { cause: error });
     }
     throw error;

@@ -46,19 +46,19 @@ function topLevelMembers(text: string): [string, string][] | undefined {
  * layer). Undefined when no layer matches: the name is then no proof of anything.
  */
 export function layerOfV1Json(v1Id: string, json: string, chain: readonly Digest[]): number | undefined {
-  let members: [string, string][] | undefined;
+  let fields: Map<string, string>;
   try {
-    members = topLevelMembers(json);
+    const members = topLevelMembers(json);
+    if (!members) return undefined;
+    fields = new Map(members.filter(([key]) => key !== 'id' && key !== 'layer_id'));
+    const parent = fields.get('parent');
+    if (parent !== undefined) {
+      const hex = JSON.parse(parent) as unknown;
+      if (typeof hex !== 'string') return undefined;
+      fields.set('parent', JSON.stringify(`sha256:${hex}`));
+    }
   } catch {
-    return undefined;
-  }
-  if (!members) return undefined;
-  const fields = new Map(members.filter(([key]) => key !== 'id' && key !== 'layer_id'));
-  const parent = fields.get('parent');
-  if (parent !== undefined) {
-    const hex = JSON.parse(parent) as unknown;
-    if (typeof hex !== 'string') return undefined;
-    fields.set('parent', JSON.stringify(`sha256:${hex}`));
+    return undefined; // not JSON as Go writes it: the name proves nothing
   }
   const variants = [fields, new Map([...fields].filter(([key]) => key !== 'os'))];
   for (const variant of variants) {

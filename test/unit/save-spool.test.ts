@@ -5,7 +5,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { spoolSave } from '../../src/engine/spool-save.js';
 import { ArchiveError, EngineError } from '../../src/errors.js';
 import { chainIds, layerOfV1Json } from '../../src/image/v1-id.js';
 import { sha256 } from '../../src/util/digest.js';
+import { makeTar } from '../helpers/tar.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../fixtures');
 const REAL = join(import.meta.dirname, '../../../../shared/fixtures/real');
@@ -74,6 +75,7 @@ test("Docker's v1 layer IDs are told from their json, for every Docker 20.10 sav
   }
   assert.ok(told >= 5, `layers told: ${told}`);
   assert.equal(layerOfV1Json('ab'.repeat(32), 'not json', chainIds([sha256('x')])), undefined);
+  assert.equal(layerOfV1Json('ab'.repeat(32), '{"parent":x}', chainIds([sha256('x')])), undefined);
 });
 
 for (const fixture of ['docker-app.tar', 'podman-app.docker-archive.tar']) {
@@ -108,6 +110,15 @@ for (const fixture of ['docker-app.tar', 'podman-app.docker-archive.tar']) {
     assert.equal((await stat(spool)).size < (await stat(archive)).size - image!.layers[0]!.size, true);
   });
 }
+
+test('a save stream with an entry named outside the archive is an error naming the save', async () => {
+  const archive = join(work, 'dotdot.tar');
+  await writeFile(archive, await makeTar([{ name: '../escape.txt', content: 'x' }]));
+  await assert.rejects(
+    spoolSave(fileStream(archive), join(work, 'dotdot.spool'), 'docker save app:1', Promise.resolve({ diffIds: [], baseHas: new Set() })),
+    (e: Error) => e instanceof ArchiveError && /^docker save app:1: /.test(e.message),
+  );
+});
 
 test('a save stream that stops inside an entry is an error naming the save; the spool is closed', async () => {
   const archive = join(FIXTURES, 'docker-app.tar');
@@ -156,6 +167,20 @@ test('the streamed GET: chunked and sized bodies whole, in order, with a sink th
     assert.ok((await collect(chunked.api)).equals(payload));
     assert.ok((await collect(chunked.api, true)).equals(payload));
     assert.ok((await collect(sized.api, true)).equals(payload));
+    // A sink that reads each view only after a wait: the view stays whole while the socket
+    // waits, and the GET settles only once the sink is done with the last one.
+    for (const api of [chunked.api, sized.api]) {
+      const parts: Buffer[] = [];
+      await api.stream(
+        '/images/get?names=x',
+        async (view) => {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          parts.push(Buffer.from(view));
+        },
+        'docker save x',
+      );
+      assert.ok(Buffer.concat(parts).equals(payload));
+    }
   } finally {
     await chunked.close();
     await sized.close();
@@ -167,12 +192,16 @@ test("the streamed GET: the daemon's refusal, and an answer cut short, are Engin
     res.writeHead(404, { 'Content-Type': 'application/json' });
     res.end('{"message":"reference does not exist"}');
   });
+  const badLength = await server((_req, res) => {
+    res.socket?.end('HTTP/1.1 200 OK\r\nContent-Length: x12\r\n\r\n');
+  });
   const cutting = await server((_req, res) => {
     res.writeHead(200);
     res.write(Buffer.alloc(30_000));
     setTimeout(() => res.socket?.destroy(), 20);
   });
   try {
+    await assert.rejects(collect(badLength.api), (e: Error) => /bad Content-Length 'x12'/.test(e.message));
     await assert.rejects(
       collect(refusing.api),
       (e: Error) => e instanceof EngineError && e.message === 'docker save x failed: reference does not exist',
@@ -185,5 +214,6 @@ test("the streamed GET: the daemon's refusal, and an answer cut short, are Engin
   } finally {
     await refusing.close();
     await cutting.close();
+    await badLength.close();
   }
 });
