@@ -1,5 +1,5 @@
 import { SpoolCatalog } from '../archive/spool-catalog.js';
-import { ArchiveError, TarFormatError, TarTruncatedError, UnsafePathError } from '../errors.js';
+import { ArchiveError, EngineError, TarFormatError, TarTruncatedError, UnsafePathError } from '../errors.js';
 import { chainIds, layerOfV1Json } from '../image/v1-id.js';
 import { normalizeEntryName } from '../tar/names.js';
 import { type EntryBody, type PushedEntry, TarPushReader } from '../tar/push-reader.js';
@@ -15,6 +15,27 @@ export interface PassOver {
 
 /** Bytes enough to tell a compression by its magic. */
 const HEAD = 6;
+
+/** How much of a stream's end is kept, to find the daemon's error in it. */
+const TAIL = 4096;
+
+/**
+ * The daemon's error at the end of a save stream: a save that fails once bytes have gone out
+ * cannot change its status, so Docker writes `{"errorDetail":…,"error":"…"}` into the tar
+ * (moby's getImagesGet). Undefined when the stream ends otherwise.
+ */
+export function daemonErrorIn(tail: Buffer): string | undefined {
+  const text = tail.toString('utf8');
+  const at = text.lastIndexOf('{"errorDetail"');
+  if (at < 0) return undefined;
+  const line = text.slice(at).split(/[\r\n\0]/)[0]!;
+  try {
+    const said = JSON.parse(line) as { error?: unknown; errorDetail?: { message?: unknown } };
+    const message = said.errorDetail?.message ?? said.error;
+    if (typeof message === 'string' && message) return message;
+  } catch {}
+  return /"message":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1] ?? 'the save failed midway';
+}
 
 /**
  * The diffID a save-stream entry holds, told by its name before its bytes arrive: `blobs/sha256/
@@ -86,7 +107,12 @@ export async function spoolSave(
     };
   };
   const reader = new TarPushReader(onEntry);
+  const tail = Buffer.alloc(TAIL);
+  let tailLength = 0;
   const sink: BodySink = (view) => {
+    const keep = Math.min(tailLength, TAIL - Math.min(view.length, TAIL));
+    tail.copyWithin(0, tailLength - keep, tailLength);
+    tailLength = keep + view.copy(tail, keep, Math.max(0, view.length - TAIL));
     if (names) return reader.push(view);
     return passOver.then((known) => {
       names = new LayerNames(known.diffIds);
@@ -100,6 +126,9 @@ export async function spoolSave(
     await spool.finish();
   } catch (error) {
     await spool.abandon();
+    const said =
+      error instanceof TarFormatError || error instanceof TarTruncatedError ? daemonErrorIn(tail.subarray(0, tailLength)) : undefined;
+    if (said !== undefined) throw new EngineError(`${source} failed: ${said}`, { cause: error });
     if (error instanceof TarFormatError || error instanceof TarTruncatedError || error instanceof UnsafePathError) {
       throw new ArchiveError(source, `cannot read the archive stream: ${error.message}`, { cause: error });
     }

@@ -13,7 +13,7 @@ import { TarFileCatalog } from '../../src/archive/tar-file-catalog.js';
 import { readImages } from '../../src/archive/read.js';
 import { DockerApi } from '../../src/engine/docker-api.js';
 import type { BodySink } from '../../src/engine/api-stream.js';
-import { spoolSave } from '../../src/engine/spool-save.js';
+import { daemonErrorIn, spoolSave } from '../../src/engine/spool-save.js';
 import { ArchiveError, EngineError } from '../../src/errors.js';
 import { chainIds, layerOfV1Json } from '../../src/image/v1-id.js';
 import { sha256 } from '../../src/util/digest.js';
@@ -118,6 +118,35 @@ test('a save stream with an entry named outside the archive is an error naming t
     spoolSave(fileStream(archive), join(work, 'dotdot.spool'), 'docker save app:1', Promise.resolve({ diffIds: [], baseHas: new Set() })),
     (e: Error) => e instanceof ArchiveError && /^docker save app:1: /.test(e.message),
   );
+});
+
+test("a save that fails after its first bytes: the daemon's error, written into the stream, is the one reported", async () => {
+  const archive = await readFile(join(FIXTURES, 'docker-app.tar'));
+  const failure = Buffer.from(
+    '{"errorDetail":{"message":"open /var/lib/docker/vfs/dir/x: no such file"},"error":"open /var/lib/docker/vfs/dir/x: no such file"}\r\n',
+  );
+  const index = await TarFileCatalog.open(join(FIXTURES, 'docker-app.tar'));
+  const second = index.location(index.names().find((n) => n.endsWith('/layer.tar'))!)!.offset;
+  // At a header (the failure between entries), and inside an entry (the failure in a layer).
+  for (const [cut, piece] of [
+    [second - 512, 700],
+    [second + 100, 700],
+    [second + 100, 65_536],
+  ] as const) {
+    const path = join(work, `failed-${cut}.tar`);
+    await writeFile(path, Buffer.concat([archive.subarray(0, cut), failure]));
+    await assert.rejects(
+      spoolSave(
+        fileStream(path, piece),
+        join(work, `failed-${cut}-${piece}.spool`),
+        'docker save app:1',
+        Promise.resolve({ diffIds: [], baseHas: new Set() }),
+      ),
+      (e: Error) => e instanceof EngineError && e.message === 'docker save app:1 failed: open /var/lib/docker/vfs/dir/x: no such file',
+    );
+  }
+  assert.equal(daemonErrorIn(Buffer.from('no error here')), undefined);
+  assert.equal(daemonErrorIn(Buffer.from('xx{"errorDetail":{"message":"cut sh')), 'the save failed midway');
 });
 
 test('a save stream that stops inside an entry is an error naming the save; the spool is closed', async () => {
