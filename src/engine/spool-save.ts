@@ -1,5 +1,6 @@
 import { SpoolCatalog } from '../archive/spool-catalog.js';
 import { ArchiveError, EngineError, TarFormatError, TarTruncatedError, UnsafePathError } from '../errors.js';
+import { digestFromName } from '../image/blob-names.js';
 import { chainIds, layerOfV1Json } from '../image/v1-id.js';
 import { normalizeEntryName } from '../tar/names.js';
 import { type EntryBody, type PushedEntry, TarPushReader } from '../tar/push-reader.js';
@@ -61,8 +62,9 @@ class LayerNames {
   }
 
   diffIdOf(name: string): Digest | undefined {
-    const named = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name)?.[1] ?? /^([0-9a-f]{64})\.tar$/.exec(name)?.[1];
-    if (named) return `sha256:${named}`;
+    const podman = /^([0-9a-f]{64})\.tar$/.exec(name)?.[1];
+    const named = podman ? (`sha256:${podman}` as const) : digestFromName(name);
+    if (named) return named;
     const dir = /^([0-9a-f]{64})\/layer\.tar$/.exec(name)?.[1];
     const json = dir && this.v1Json.get(dir);
     if (!dir || !json) return undefined;

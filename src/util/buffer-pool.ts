@@ -15,13 +15,17 @@ export class BufferPool {
   ) {}
 
   take(): Promise<Buffer> {
+    const now = this.takeNow();
+    return now ? Promise.resolve(now) : new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** A buffer at once, or undefined while all `count` are out (for callers that must not wait a tick). */
+  takeNow(): Buffer | undefined {
     const kept = this.free.pop();
-    if (kept) return Promise.resolve(kept);
-    if (this.made < this.count) {
-      this.made++;
-      return Promise.resolve(Buffer.allocUnsafeSlow(this.size));
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
+    if (kept) return kept;
+    if (this.made === this.count) return undefined;
+    this.made++;
+    return Buffer.allocUnsafeSlow(this.size);
   }
 
   give(buffer: Buffer): void {

@@ -1,4 +1,5 @@
 import { type FileHandle, open } from 'node:fs/promises';
+import { BufferPool } from './buffer-pool.js';
 import { writeAll } from './write-file.js';
 
 const PIECE = 1 << 20;
@@ -10,8 +11,7 @@ const PIECES = 4;
  * thread pool while the next ones fill. Memory stays at four pieces, whatever is written.
  */
 export class SpoolFile {
-  private readonly free: Buffer[] = [];
-  private made = 0;
+  private readonly pieces = new BufferPool(PIECE, PIECES);
   private piece: Buffer | undefined;
   private filled = 0;
   private written = 0;
@@ -37,12 +37,13 @@ export class SpoolFile {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     let offset = 0;
     while (offset < view.length) {
+      this.piece ??= this.pieces.takeNow();
       if (!this.piece) {
-        this.piece = this.free.pop() ?? this.makePiece();
-        if (!this.piece) {
-          const rest = view.subarray(offset);
-          return Promise.race(this.writing).then(() => this.append(rest));
-        }
+        const rest = view.subarray(offset);
+        return this.pieces.take().then((piece) => {
+          this.piece = piece;
+          return this.append(rest);
+        });
       }
       const copied = view.copy(this.piece, this.filled, offset);
       offset += copied;
@@ -52,18 +53,13 @@ export class SpoolFile {
     return undefined;
   }
 
-  private makePiece(): Buffer | undefined {
-    if (this.made === PIECES) return undefined;
-    this.made++;
-    return Buffer.allocUnsafeSlow(PIECE);
-  }
-
   private send(): void {
     const piece = this.piece!;
     const written = writeAll(this.file, piece.subarray(0, this.filled), this.written).then(
-      () => void this.free.push(piece),
+      () => this.pieces.give(piece),
       (error: unknown) => {
         this.failure ??= error;
+        this.pieces.give(piece);
       },
     );
     this.written += this.filled;

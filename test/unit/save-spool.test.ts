@@ -17,6 +17,7 @@ import { daemonErrorIn, spoolSave } from '../../src/engine/spool-save.js';
 import { ArchiveError, EngineError } from '../../src/errors.js';
 import { chainIds, layerOfV1Json } from '../../src/image/v1-id.js';
 import { sha256 } from '../../src/util/digest.js';
+import { SpoolFile } from '../../src/util/spool-file.js';
 import { makeTar } from '../helpers/tar.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../fixtures');
@@ -36,6 +37,30 @@ function fileStream(path: string, piece = 4096, cutAt = Infinity): (sink: BodySi
     }
   };
 }
+
+test('the spool file: views of a reused buffer land in order, whole, past its four pieces', async () => {
+  const data = Buffer.alloc(10 << 20);
+  for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i);
+  const path = join(work, 'pieces.spool');
+  const spool = await SpoolFile.create(path);
+  const scratch = Buffer.alloc(300_000);
+  let waited = 0;
+  for (let offset = 0, n = 1; offset < data.length; n = (n * 7919) % 299_993) {
+    const size = Math.min(n + 1, data.length - offset);
+    data.copy(scratch, 0, offset, offset + size);
+    const wait = spool.append(scratch.subarray(0, size));
+    if (wait) {
+      waited++;
+      await wait;
+    }
+    scratch.fill(0xee);
+    offset += size;
+  }
+  assert.equal(spool.size, data.length);
+  await spool.finish();
+  assert.ok((await readFile(path)).equals(data));
+  assert.ok(waited > 0, 'appends outran the writes at least once');
+});
 
 test('chain IDs: the first diffID, then sha256 of "<parent chain> <diffID>"', () => {
   const a = sha256('a');
