@@ -1,6 +1,5 @@
 import { basename } from 'node:path';
 import type { Catalog } from '../archive/catalog.js';
-import { openSeekableArchive } from '../archive/open.js';
 import { readImages } from '../archive/read.js';
 import { writeBundle } from '../bundle/write.js';
 import { DEFAULT_LEVELS, type LayerCompression } from '../bundle/stage-layer.js';
@@ -82,9 +81,7 @@ async function describeBase(input: string, options: DiffOptions): Promise<Descri
       tags: image.tags,
       diffIds: new Set(image.diffIds),
       layers: async (spoolDir) => {
-        const file = `${spoolDir}/base-${Date.now()}.tar`;
-        await engine.save([ref], file);
-        const catalog = await openSeekableArchive(file, spoolDir, process.stdin, `${engine.name} save ${ref}`);
+        const catalog = await engine.saveToRead(ref, spoolDir, Promise.resolve({ diffIds: image.diffIds, baseHas: new Set() }));
         return (await readImages(catalog)).images.flatMap((i) => i.layers);
       },
     };
