@@ -113,6 +113,8 @@ export class ConfigError extends Error {}
 export class BundleFormatError extends Error {}
 /** A Dockerfile cannot be parsed for its base image. */
 export class DockerfileError extends Error {}
+/** An HTTP answer on an engine's socket is malformed or stops short (engine/api-stream.ts). */
+export class AnswerError extends Error {}
 
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;

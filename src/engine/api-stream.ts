@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { AnswerError } from '../errors.js';
 
 /** Takes the body's bytes as they arrive; `view` is valid until the call returns or its promise settles. */
 export type BodySink = (view: Buffer) => Promise<void> | undefined;
@@ -9,17 +10,10 @@ interface StreamedAnswer {
   body: string;
 }
 
-/** Why a streamed answer stopped short: the connection closed or failed before the body's end. */
-export class BrokenOffError extends Error {
-  constructor(
-    readonly bodyBytes: number,
-    cause?: Error,
-  ) {
-    super(
-      `the connection ${cause ? `failed (${cause.message})` : 'closed'} after ${bodyBytes} bytes of the answer`,
-      cause ? { cause } : {},
-    );
-  }
+/** The connection closed or failed before the answer's end. */
+function brokenOff(bodyBytes: number, cause?: Error): AnswerError {
+  const how = cause ? `failed (${cause.message})` : 'closed';
+  return new AnswerError(`the connection ${how} after ${bodyBytes} bytes of the answer`, cause ? { cause } : {});
 }
 
 const MAX_HEAD = 64 << 10;
@@ -34,8 +28,9 @@ type Body =
  * An HTTP/1.1 GET on a unix socket whose 200 body goes to `sink` as views of one reused read
  * buffer (net.Socket's `onread`). node:http would bring a fresh 64 KiB Buffer for every read: a
  * gigabyte of `docker save` cost 2.3-2.8 s of CPU through it against 1.0 s this way, on two
- * cores the daemon's export already fills. Rejects with BrokenOffError when the answer stops
- * short, with the socket's own error when it cannot connect, or with what `sink` threw.
+ * cores the daemon's export already fills. Rejects with AnswerError when the answer stops
+ * short or is malformed, with the socket's own error when it cannot connect, or with what `sink`
+ * threw.
  */
 export function streamGet(socketPath: string, path: string, sink: BodySink): Promise<StreamedAnswer> {
   return new Promise((resolve, reject) => {
@@ -67,7 +62,7 @@ export function streamGet(socketPath: string, path: string, sink: BodySink): Pro
         head = Buffer.concat([head, data]);
         const end = head.indexOf('\r\n\r\n');
         if (end < 0) {
-          if (head.length > MAX_HEAD) throw new Error('the answer has no end of headers');
+          if (head.length > MAX_HEAD) throw new AnswerError('the answer has no end of headers');
           return undefined;
         }
         body = parseHead(head.toString('latin1', 0, end));
@@ -101,7 +96,7 @@ export function streamGet(socketPath: string, path: string, sink: BodySink): Pro
         }
         if (line === '') continue; // the CRLF after a chunk's data
         const size = Number.parseInt(line.split(';')[0]!, 16);
-        if (!Number.isSafeInteger(size) || size < 0) throw new Error(`bad chunk size '${line.slice(0, 20)}'`);
+        if (!Number.isSafeInteger(size) || size < 0) throw new AnswerError(`bad chunk size '${line.slice(0, 20)}'`);
         if (size === 0) body.trailer = true;
         body.left = size;
       }
@@ -130,8 +125,8 @@ export function streamGet(socketPath: string, path: string, sink: BodySink): Pro
       },
     });
     socket.on('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n`));
-    socket.on('end', () => (body?.framing === 'close' ? finish() : finish(new BrokenOffError(passed))));
-    socket.on('error', (error) => finish(body ? new BrokenOffError(passed, error) : error));
+    socket.on('end', () => (body?.framing === 'close' ? finish() : finish(brokenOff(passed))));
+    socket.on('error', (error) => finish(body ? brokenOff(passed, error) : error));
   });
 }
 
@@ -140,6 +135,6 @@ function parseHead(text: string): Body {
   if (/chunked/i.test(header('transfer-encoding') ?? '')) return { framing: 'chunked', left: 0, line: '', trailer: false };
   const length = header('content-length');
   if (length === undefined) return { framing: 'close' };
-  if (!/^\d+$/.test(length)) throw new Error(`bad Content-Length '${length.slice(0, 20)}'`);
+  if (!/^\d+$/.test(length)) throw new AnswerError(`bad Content-Length '${length.slice(0, 20)}'`);
   return { framing: 'length', left: Number(length) };
 }

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { EngineError, EngineNotAnsweringError } from '../errors.js';
+import { AnswerError, EngineError, EngineNotAnsweringError } from '../errors.js';
 import { isRecord } from '../util/json.js';
-import { httpRequest } from '../util/node-http.js';
-import { BrokenOffError, type BodySink, streamGet } from './api-stream.js';
+import { type BodySink, streamGet } from './api-stream.js';
 import { dockerUnreachable } from './reachability.js';
 
 /** Where the Docker daemon listens when nothing says otherwise (the CLI's and the API client's default). */
@@ -34,12 +33,6 @@ export function localDockerSocket(env: NodeJS.ProcessEnv = process.env, context 
   return DEFAULT_SOCKET;
 }
 
-/** An answer of the Engine API: its status and body. */
-interface ApiResponse {
-  status: number;
-  body: string;
-}
-
 /** The daemon's `{"message": …}`, else its body as it came. */
 function daemonMessage(body: string): string {
   try {
@@ -52,8 +45,8 @@ function daemonMessage(body: string): string {
 /**
  * The Docker Engine API on a local socket, for the questions ddiff asks before it saves or
  * loads (version, image inspect, info, image list): one HTTP request each, where a CLI call
- * costs a Go process (0.3-0.5 s on a busy 2-core host, in series with the load). Saves and loads
- * stay with the CLI, which streams them as users know them.
+ * costs a Go process (0.3-0.5 s on a busy 2-core host, in series with the load); and for the
+ * saves a diff reads, as they stream. `load` and the saves it reads stay with the CLI.
  */
 export class DockerApi {
   constructor(readonly socket: string) {}
@@ -63,18 +56,25 @@ export class DockerApi {
     return `unix://${this.socket}`;
   }
 
-  private send(path: string): Promise<ApiResponse> {
-    return new Promise((resolve, reject) => {
-      const req = httpRequest({ socketPath: this.socket, path, method: 'GET', headers: { Host: 'docker' }, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (text: string) => (body += text));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        res.on('error', reject);
-      });
-      req.on('error', (error: NodeJS.ErrnoException) => reject(this.connectionError(error)));
-      req.end();
-    });
+  /**
+   * One GET (api-stream.ts): a 200 body to `sink`; else the status and the daemon's message. A
+   * failed connection is said as the CLI says it, an answer that stops short as `what` failing.
+   */
+  private async get(path: string, sink: BodySink, what: string): Promise<{ status: number; body: string }> {
+    try {
+      return await streamGet(this.socket, path, sink);
+    } catch (error) {
+      if (error instanceof AnswerError) throw new EngineError(`${what} failed: ${error.message}`, { cause: error });
+      if ((error as NodeJS.ErrnoException).syscall === 'connect') throw this.connectionError(error as NodeJS.ErrnoException);
+      throw error;
+    }
+  }
+
+  /** A GET whose whole answer is kept (small JSON documents). */
+  private async send(path: string, what: string): Promise<{ status: number; body: string }> {
+    const parts: Buffer[] = [];
+    const { status, body } = await this.get(path, (view) => void parts.push(Buffer.from(view)), what);
+    return { status, body: status === 200 ? Buffer.concat(parts).toString('utf8') : body };
   }
 
   /** Connecting failed: said as the CLI says it (EngineUnreachableError), else as not answering. */
@@ -86,13 +86,13 @@ export class DockerApi {
 
   /** Resolves once the daemon answers `/_ping`; rejects with why it does not. */
   async ping(): Promise<void> {
-    const { status, body } = await this.send('/_ping');
+    const { status, body } = await this.send('/_ping', 'docker ping');
     if (status !== 200) throw new EngineNotAnsweringError(`docker does not answer at ${this.address}: ${status} ${daemonMessage(body)}`);
   }
 
   /** GET of a JSON document; a refusal is an EngineError saying `what` failed, with the daemon's message. */
   async getJson(path: string, what: string): Promise<unknown> {
-    const { status, body } = await this.send(path);
+    const { status, body } = await this.send(path, what);
     if (status !== 200) throw new EngineError(`${what} failed: ${daemonMessage(body)}`);
     try {
       return JSON.parse(body) as unknown;
@@ -106,15 +106,8 @@ export class DockerApi {
    * answer that stops short, is an EngineError saying `what` failed.
    */
   async stream(path: string, sink: BodySink, what: string): Promise<void> {
-    let answer;
-    try {
-      answer = await streamGet(this.socket, path, sink);
-    } catch (error) {
-      if (error instanceof BrokenOffError) throw new EngineError(`${what} failed: ${error.message}`, { cause: error });
-      const code = (error as NodeJS.ErrnoException).code;
-      throw code && (error as NodeJS.ErrnoException).syscall === 'connect' ? this.connectionError(error as NodeJS.ErrnoException) : error;
-    }
-    if (answer.status !== 200) throw new EngineError(`${what} failed: ${daemonMessage(answer.body)}`);
+    const { status, body } = await this.get(path, sink, what);
+    if (status !== 200) throw new EngineError(`${what} failed: ${daemonMessage(body)}`);
   }
 }
 
