@@ -39,17 +39,23 @@ export function daemonErrorIn(tail: Buffer): string | undefined {
 }
 
 /**
- * The diffID a save-stream entry holds, told by its name before its bytes arrive: `blobs/sha256/
- * <diffID>` (Docker ≥ 25), `<diffID>.tar` (Podman), or `<v1id>/layer.tar` (Docker ≤ 24), whose
- * v1 ID is checked against the directory's `json` (v1-id.ts). Undefined when the name proves
- * nothing: such entries are kept.
+ * Which save-stream entries are layers the base has, told by their names before their bytes
+ * arrive: `blobs/sha256/<diffID>` (Docker ≥ 25), `<diffID>.tar` (Podman), or `<v1id>/layer.tar`
+ * (Docker ≤ 24), whose v1 ID is checked against the directory's `json` (v1-id.ts). A name that
+ * proves nothing is kept.
  */
 class LayerNames {
   private readonly chain: Digest[];
   private readonly v1Json = new Map<string, Buffer[]>();
 
-  constructor(private readonly diffIds: readonly Digest[]) {
-    this.chain = chainIds(diffIds);
+  constructor(private readonly known: PassOver) {
+    this.chain = chainIds(known.diffIds);
+  }
+
+  /** True for an entry that holds a layer the base has. */
+  baseLayer(name: string): boolean {
+    const diffId = this.diffIdOf(name);
+    return diffId !== undefined && this.known.baseHas.has(diffId);
   }
 
   /** The body of a `<v1id>/json` entry, for its `layer.tar` to be told by. */
@@ -61,7 +67,7 @@ class LayerNames {
     return (view) => void parts.push(Buffer.from(view));
   }
 
-  diffIdOf(name: string): Digest | undefined {
+  private diffIdOf(name: string): Digest | undefined {
     const podman = /^([0-9a-f]{64})\.tar$/.exec(name)?.[1];
     const named = podman ? (`sha256:${podman}` as const) : digestFromName(name);
     if (named) return named;
@@ -69,7 +75,7 @@ class LayerNames {
     const json = dir && this.v1Json.get(dir);
     if (!dir || !json) return undefined;
     const index = layerOfV1Json(dir, Buffer.concat(json).toString('utf8'), this.chain);
-    return index === undefined ? undefined : this.diffIds[index];
+    return index === undefined ? undefined : this.known.diffIds[index];
   }
 }
 
@@ -88,11 +94,9 @@ export async function spoolSave(
   const catalog = new SpoolCatalog(source, path);
   const spool = await SpoolFile.create(path);
   let names: LayerNames | undefined;
-  let baseHas: ReadonlySet<Digest> = new Set();
   const onEntry = (entry: PushedEntry): EntryBody => {
     const name = normalizeEntryName(entry.name);
-    const diffId = entry.type === 'file' ? names!.diffIdOf(name) : undefined;
-    if (diffId !== undefined && baseHas.has(diffId)) {
+    if (entry.type === 'file' && names!.baseLayer(name)) {
       const head = Buffer.alloc(HEAD);
       let filled = 0;
       catalog.passOver(entry, () => head.subarray(0, filled));
@@ -117,8 +121,7 @@ export async function spoolSave(
     tailLength = keep + view.copy(tail, keep, Math.max(0, view.length - TAIL));
     if (names) return reader.push(view);
     return passOver.then((known) => {
-      names = new LayerNames(known.diffIds);
-      baseHas = known.baseHas;
+      names = new LayerNames(known);
       return reader.push(view);
     });
   };
