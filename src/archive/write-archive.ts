@@ -16,6 +16,7 @@ import type { Compression } from '../util/compression.js';
 import { sha256, type Digest } from '../util/digest.js';
 import { allOrStop } from '../util/all-or-stop.js';
 import { stepOver } from '../util/progress.js';
+import { copiesBesideEachOther } from './copy-threads.js';
 import { MeasuringStream } from './measure.js';
 import { ociHalf, type PlacedBlob } from './oci-half.js';
 
@@ -68,8 +69,9 @@ export class ImageArchiveWriter {
   private readonly copies: Promise<void>[] = [];
   /** Two streams at once: on two cores, one waits on the disk while the other (a rebuild) computes. */
   private readonly atOnce = pLimit(2);
-  /** File copies (on the hashing thread) queue apart: a layer to inflate need not wait for the base's. */
+  /** File copies (on a hashing thread; two when copiesBesideEachOther) queue apart from the streams. */
   private readonly copiesAtOnce = pLimit(2);
+  private copiesBeside = false;
 
   constructor(
     output: Writable | TarOutput,
@@ -106,9 +108,9 @@ export class ImageArchiveWriter {
   /** Writes the images: their layers not yet written, configs, manifests; then ends the tar. */
   async finish(images: ImageToWrite[]): Promise<void> {
     const copied = images.flatMap((i) => i.layers.filter((l): l is Layer => !('omitted' in l) && !('streamed' in l)));
-    const step = stepOver('writing', copied, (l) => l.diffId);
-    this.step = step;
-    await this.writeImages(images).finally(() => step.finish());
+    this.step = stepOver('writing', copied, (l) => l.diffId);
+    this.copiesBeside = copiesBesideEachOther(copied, this.options.inflate);
+    await this.writeImages(images).finally(() => this.step?.finish());
   }
 
   private async writeImages(images: ImageToWrite[]): Promise<void> {
@@ -185,7 +187,7 @@ export class ImageArchiveWriter {
     const copyFile = layer.file && !inflate ? entry.copyFile : undefined;
     const write = async (): Promise<void> => {
       if (layer.file && copyFile) {
-        const copied = await copyFile(layer.file);
+        const copied = await copyFile(layer.file, this.copiesBeside);
         if (!layer.checked) checkStoredBytes(layer, copied);
         step.doneWith(layer);
         return;

@@ -53,13 +53,19 @@ export class FileTarWriter implements TarOutput {
       offset,
       write: (data, ...through) => this.copy(header, size, offset, data, through),
       writeLent: (produce) => this.writeLent(header, size, offset, produce),
-      copyFile: (from) => this.copyFile(header, size, offset, from),
+      copyFile: (from, beside) => this.copyFile(header, size, offset, from, beside),
     };
   }
 
-  private async copyFile(header: Buffer, size: number, offset: number, from: { path: string; offset: number }): Promise<RangeDigest> {
+  private async copyFile(
+    header: Buffer,
+    size: number,
+    offset: number,
+    from: { path: string; offset: number },
+    beside?: boolean,
+  ): Promise<RangeDigest> {
     if (this.failure) throw this.failure;
-    const job = copyFileRangeHashed(from.path, from.offset, size, { path: this.path, position: offset + BLOCK });
+    const job = copyFileRangeHashed(from.path, from.offset, size, { path: this.path, position: offset + BLOCK }, beside);
     this.copying.add(job);
     try {
       await this.writeAt([header], offset);

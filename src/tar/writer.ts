@@ -16,9 +16,10 @@ export interface PlacedEntry {
   writeLent(produce: PieceProducer): Promise<void>;
   /**
    * Copies the entry's bytes from where they lie in a file, off the main thread, and says
-   * what they hash to (the caller checks it); only outputs that are files can.
+   * what they hash to (the caller checks it); only outputs that are files can. `beside`: it may
+   * run on a thread of its own beside other copies (util/hash-worker.ts).
    */
-  copyFile?(from: { path: string; offset: number }): Promise<{ digest: Digest; size: number }>;
+  copyFile?(from: { path: string; offset: number }, beside?: boolean): Promise<{ digest: Digest; size: number }>;
 }
 
 /**

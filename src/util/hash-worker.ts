@@ -11,9 +11,8 @@ import type { Digest } from './digest.js';
  * on a worker thread, beside that work, on a machine with a second core. One thread serves every
  * hash at once (an isolate costs ~10-15 MB of memory, and the main thread's own work takes the
  * other core); file ranges are hashed a slice at a time so that streams sharing it never wait
- * long (util/hash-worker-code.ts). Copies from file to file are the exception: the main thread
- * only waits for them, so a second copy runs on a second thread (`load -o` of a 2 GB pair, four
- * base layers of 470 MB: 3.9-4.1 s on one thread, 1.9-2.0 s on two).
+ * long (util/hash-worker-code.ts). File-to-file copies that are most of a pass's work may run
+ * beside each other on two threads (see copyFileRangeHashed's `beside`).
  */
 
 export interface RangeDigest {
@@ -126,8 +125,9 @@ class HashThreads {
     return this.startOn(this.threads[0]!, first, freed);
   }
 
-  /** Starts a file-to-file copy: on an idle thread, a second one started for it if need be. */
-  startCopy(first: Record<string, unknown>): { id: number; result: Promise<RangeDigest> } {
+  /** Starts a file-to-file copy: `beside` others, on an idle thread (a second one started for it if need be). */
+  startCopy(first: Record<string, unknown>, beside: boolean): { id: number; result: Promise<RangeDigest> } {
+    if (!beside) return this.start(first);
     let thread = this.threads.find((t) => t.jobs.size === 0);
     if (!thread && this.threads.length < COPY_THREADS) {
       thread = new HashThread();
@@ -186,16 +186,18 @@ export function sha256OfFileRange(path: string, offset: number, length: number):
 
 /**
  * Copies `length` bytes of the file at `path` from `offset` into the file `to.path` at
- * `to.position`, hashing them on the way, all on a hashing thread (a second copy on a second
- * one): the main thread neither moves nor collects a byte of it. `drop` abandons the copy (it stops within a MiB).
+ * `to.position`, hashing them on the way, all on a hashing thread: the main thread neither
+ * moves nor collects a byte of it. `beside`: the copy runs beside others, on a second thread
+ * when the first is busy. `drop` abandons the copy (it stops within a MiB).
  */
 export function copyFileRangeHashed(
   path: string,
   offset: number,
   length: number,
   to: { path: string; position: number },
+  beside = false,
 ): { result: Promise<RangeDigest>; drop(error: Error): void } {
-  const job = hashWorker.startCopy({ file: { path, offset, length }, to });
+  const job = hashWorker.startCopy({ file: { path, offset, length }, to }, beside);
   return { result: job.result, drop: (error) => hashWorker.cancel(job.id, error) };
 }
 
