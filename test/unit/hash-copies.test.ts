@@ -58,7 +58,9 @@ test('a dropped copy rejects with the reason given while the copy beside it ends
   }
 });
 
-test('a stream hashed while copies run on the threads beside it gets its own digest (its pieces reach its own thread)', { timeout: 60_000 }, async () => {
+test('a stream hashed while copies run on the threads beside it gets its own digest (its pieces reach its own thread)', {
+  timeout: 60_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ddiff-copies-'));
   try {
     const source = join(dir, 'source');
