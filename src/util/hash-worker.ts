@@ -110,7 +110,7 @@ class HashThread {
 /** Threads for copies: a second only where there is a second core for it. */
 const COPY_THREADS = Math.min(2, availableParallelism());
 
-/** The hashing threads: the first takes every job but copies, which go to whichever has least to do. */
+/** The hashing threads: the first takes every job, but copies run `beside` each other on whichever has least to do. */
 class HashThreads {
   private readonly threads = [new HashThread()];
   /** The thread of each open job, for its messages (a stream's slots) and its cancel. */
