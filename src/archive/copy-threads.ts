@@ -13,7 +13,8 @@ import type { Compression } from '../util/compression.js';
 export function copiesBesideEachOther(layers: readonly Layer[], inflate?: ReadonlySet<Compression>): boolean {
   let copies = 0;
   let rest = 0;
-  for (const layer of new Set(layers)) {
+  // The writer writes a blob once, however many images name it (each may bring its own object).
+  for (const layer of new Map(layers.map((l) => [l.digest, l])).values()) {
     const inflated = inflate?.has(layer.compression) === true;
     if (layer.file && !inflated) copies += layer.size;
     else rest += inflated ? (layer.uncompressedSize ?? layer.size) : layer.size;

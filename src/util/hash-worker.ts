@@ -9,7 +9,7 @@ import type { Digest } from './digest.js';
  * sha256 is the main CPU cost of checking layers (~0.6 s per 100 MB on these machines' cores):
  * on the main thread it adds to every pass that also decodes, compresses or copies. Here it runs
  * on a worker thread, beside that work, on a machine with a second core. One thread serves every
- * hash at once (an isolate costs ~10-15 MB of memory, and the main thread's own work takes the
+ * hash at once (an isolate costs ~13-20 MB of memory, and the main thread's own work takes the
  * other core); file ranges are hashed a slice at a time so that streams sharing it never wait
  * long (util/hash-worker-code.ts). File-to-file copies that are most of a pass's work may run
  * beside each other on two threads (see copyFileRangeHashed's `beside`).

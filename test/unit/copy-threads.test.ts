@@ -47,5 +47,8 @@ test('what is inflated counts at its inflated size; what is not in a file is no 
   // A layer streamed (not in a file) is written on the main thread.
   assert.equal(copiesBesideEachOther([big, layer(300 * MB, 'none', false)], zstd), false);
   assert.equal(copiesBesideEachOther([big, big, layer(200 * MB, 'none', false)], zstd), true);
+  // Two images naming the same blob bring two objects for it (bundleLayer per image): counted once.
+  const again = { ...big };
+  assert.equal(copiesBesideEachOther([big, again, layer(300 * MB, 'none', false)], zstd), false);
   assert.equal(copiesBesideEachOther([], zstd), false);
 });
